@@ -1,0 +1,236 @@
+"""Typed stage configs: YAML files under ``configs/<stage>/`` plus dotted ``key=value`` overrides.
+
+Each stage declares its schema as nested dataclasses with defaults. A YAML file sets some of the fields (and may
+name a ``_base_`` file, relative to itself, whose values it extends); command-line overrides such as
+``optim.lr=3e-4`` or ``data.train=[a.tar,b.tar]`` are parsed as YAML scalars and applied last. Every key is checked
+against the schema and every value against its declared type, so a typo or a wrong type is one clear error that
+names the key and lists the valid ones. The resolved config is written beside every output (``config.yaml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Sequence, TypeVar, Union
+
+import yaml
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+BASE_KEY = "_base_"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int → float, list → tuple)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected one of {_type_name(tp)}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}: {value!r}")
+            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {_valid_keys(tp)}, got {value!r}")
+        return _build(tp, value, key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # PyYAML reads 3e-4 as a string (YAML 1.1 wants 3.0e-4); accept the spelling people type.
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")
+
+
+def _valid_keys(schema: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(schema))
+
+
+def _build(schema: type[T], values: dict, prefix: str = "") -> T:
+    hints = typing.get_type_hints(schema)
+    names = {f.name for f in dataclasses.fields(schema)}
+    for key in values:
+        if key not in names:
+            where = f"under '{prefix[:-1]}'" if prefix else "at the top level"
+            raise ConfigError(f"unknown config key '{prefix}{key}'; valid keys {where}: {_valid_keys(schema)}")
+    kwargs = {}
+    for field in dataclasses.fields(schema):
+        if field.name in values:
+            kwargs[field.name] = _coerce(values[field.name], hints[field.name], prefix + field.name)
+    return schema(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """A plain dict (lists for tuples) of a config dataclass, ready for YAML or JSON."""
+
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(cfg)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
+    """Read a config file, following ``_base_`` (relative to the file) and merging it underneath."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: '_base_' files include each other in a loop")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, got {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is not None:
+        data = _deep_merge(read_yaml(path.parent / base, _seen + (path.resolve(),)), data)
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (["a", "b"], value parsed as a YAML scalar or flow list)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. optim.lr=3e-4)")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _set_path(tree: dict, parts: list[str], value: Any) -> None:
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {'.'.join(parts)}: '{part}' is a value, not a section")
+    node[parts[-1]] = value
+
+
+def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Defaults of ``schema`` ← YAML file (with its ``_base_`` chain) ← dotted overrides, type-checked."""
+    values = to_dict(schema()) if dataclasses.is_dataclass(schema) else {}
+    if path is not None:
+        values = _deep_merge(values, read_yaml(path))
+    for text in overrides:
+        parts, value = parse_override(text)
+        _set_path(values, parts, value)
+    return _build(schema, values)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write the resolved config as YAML; :func:`load_config` of that file gives back an equal config."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def describe(schema: type, prefix: str = "") -> list[str]:
+    """One line per leaf key: ``name (type) = default``, for ``--help``."""
+    lines = []
+    default = schema()
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        tp = hints[field.name]
+        if dataclasses.is_dataclass(tp):
+            lines += describe(tp, prefix + field.name + ".")
+        else:
+            lines.append(f"  {prefix}{field.name} ({_type_name(tp)}) = {to_dict(getattr(default, field.name))!r}")
+    return lines
+
+
+def parse_stage_args(schema: type[T], argv: Sequence[str] | None, description: str,
+                     default_config: str | None = None) -> T:
+    """The command line of every stage: ``--config FILE`` and ``key=value`` overrides."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="config keys (override any with key=value):\n" + "\n".join(describe(schema)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default=default_config, help="YAML config file (default: %(default)s)")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=3e-4")
+    args = parser.parse_args(argv)
+    return load_config(schema, args.config, args.overrides)

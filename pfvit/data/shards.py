@@ -1,0 +1,294 @@
+"""Webdataset shards: deterministic, resumable, rank-split writing; a manifest; a wids index per split.
+
+Layout (design.md, Shards)::
+
+    OUT/{split}-%06d.tar        samples: __key__ (no dots), jpg, cls, json [, neutral.jpg]
+    OUT/{split}-%06d.done.json  per-shard sidecar: sample count, per-class counts, rejects, sha256 (marks completion)
+    OUT/{split}.wids.json       wids index (map-style, exact evaluation)
+    OUT/manifest.json           per-split counts per class, rejects with reasons, shard list with sha256, command
+
+Shard ``i`` of a split always holds items ``[i·maxcount, (i+1)·maxcount)`` of the source's fixed item order, so
+the output does not depend on how many processes or machines wrote it: rank ``r`` of ``world`` writes the shards
+with ``i % world == r``, a finished shard (sidecar present) is never rewritten, and a killed run resumes where it
+stopped and ends byte-identical to an unbroken one (tar entries carry ``mtime=0`` and fixed owner names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from PIL import Image
+
+from .. import __version__
+from ..errors import UserError
+from ..labels import CANONICAL
+
+MANIFEST = "manifest.json"
+SHARD_PATTERN = "{split}-{index:06d}.tar"
+
+
+@dataclass
+class Reject:
+    """An input that did not become a sample, and why (kept in the manifest)."""
+
+    key: str
+    source: str
+    reason: str
+
+
+@dataclass
+class ShardSpec:
+    """What one split of a source provides: an ordered item list and a function that turns an item into a
+    sample dict (``__key__``, ``jpg`` bytes, ``cls``, ``json`` and extra byte fields) or a :class:`Reject`."""
+
+    split: str
+    items: Sequence[Any]
+    make_sample: Callable[[Any], dict | Reject]
+    extra: dict = field(default_factory=dict)
+
+
+def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def shard_count(num_items: int, maxcount: int) -> int:
+    return max(1, -(-num_items // maxcount))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sidecar(out: Path, split: str, index: int) -> Path:
+    return out / f"{split}-{index:06d}.done.json"
+
+
+def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> None:
+    import webdataset as wds
+
+    name = SHARD_PATTERN.format(split=spec.split, index=index)
+    final, tmp = out / name, out / f".{name}.tmp-{os.getpid()}"
+    counts = [0] * len(CANONICAL)
+    unlabeled, rejects, written = 0, [], 0
+    with open(tmp, "wb") as fh:
+        writer = wds.TarWriter(fh, user="pfvit", group="pfvit", mtime=0)
+        for item in spec.items[index * maxcount:(index + 1) * maxcount]:
+            sample = spec.make_sample(item)
+            if isinstance(sample, Reject):
+                rejects.append(vars(sample))
+                continue
+            if "." in sample["__key__"]:
+                raise ValueError(f"sample key {sample['__key__']!r} contains a dot; webdataset would split it")
+            writer.write(sample)
+            written += 1
+            label = int(sample["cls"])
+            if label >= 0:
+                counts[label] += 1
+            else:
+                unlabeled += 1
+        writer.close()
+    os.replace(tmp, final)
+    done = {"shard": name, "count": written, "per_class": dict(zip(CANONICAL, counts)), "unlabeled": unlabeled,
+            "rejects": rejects, "sha256": _sha256(final)}
+    side = _sidecar(out, spec.split, index)
+    side_tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
+    side_tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
+    os.replace(side_tmp, side)
+
+
+def _worker(args):
+    out, spec, index, maxcount = args
+    _write_one_shard(out, spec, index, maxcount)
+    return spec.split, index
+
+
+def write_shards(out: str | Path, specs: Sequence[ShardSpec], *, maxcount: int = 1000, workers: int = 1,
+                 rank: int = 0, world: int = 1, command: Sequence[str] | None = None,
+                 source_info: dict | None = None, progress: Callable[[str], None] | None = None) -> dict | None:
+    """Write this rank's unfinished shards, then the manifest and wids indexes once every shard exists.
+
+    Returns the manifest, or ``None`` when other ranks still have shards to write.
+    """
+    if not 0 <= rank < world:
+        raise UserError(f"--rank {rank} is outside 0..{world - 1} (--world {world})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for spec in specs:
+        for index in range(shard_count(len(spec.items), maxcount)):
+            if index % world == rank and not _sidecar(out, spec.split, index).exists():
+                jobs.append((out, spec, index, maxcount))
+    total = sum(shard_count(len(s.items), maxcount) for s in specs)
+    if progress:
+        progress(f"{len(jobs)} of {total} shards to write on rank {rank}/{world} with {workers} worker(s)")
+    if workers > 1 and len(jobs) > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for n, (split, index) in enumerate(pool.imap_unordered(_worker, jobs), 1):
+                if progress:
+                    progress(f"shard {split}-{index:06d} done ({n}/{len(jobs)})")
+    else:
+        for n, job in enumerate(jobs, 1):
+            _worker(job)
+            if progress:
+                progress(f"shard {job[1].split}-{job[2]:06d} done ({n}/{len(jobs)})")
+    return finalize(out, specs, maxcount, command=command, source_info=source_info)
+
+
+def finalize(out: Path, specs: Sequence[ShardSpec], maxcount: int, command: Sequence[str] | None = None,
+             source_info: dict | None = None) -> dict | None:
+    """Build ``manifest.json`` and the wids indexes from the sidecars, if all shards are done (idempotent)."""
+    manifest: dict[str, Any] = {"format": "pfvit-shards-v1", "version": __version__,
+                                "command": list(command or []), "source": source_info or {}, "splits": {}}
+    for spec in specs:
+        shards = []
+        for index in range(shard_count(len(spec.items), maxcount)):
+            side = _sidecar(out, spec.split, index)
+            if not side.exists():
+                return None
+            shards.append(json.loads(side.read_text()))
+        per_class = {name: sum(s["per_class"][name] for s in shards) for name in CANONICAL}
+        rejects = [r for s in shards for r in s["rejects"]]
+        reasons: dict[str, int] = {}
+        for r in rejects:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+        manifest["splits"][spec.split] = {
+            "count": sum(s["count"] for s in shards), "inputs": len(spec.items), "per_class": per_class,
+            "unlabeled": sum(s["unlabeled"] for s in shards), "rejected": len(rejects),
+            "reject_reasons": reasons, "rejects": rejects, **spec.extra,
+            "shards": [{"name": s["shard"], "count": s["count"], "sha256": s["sha256"]} for s in shards],
+        }
+        index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": spec.split,
+                 "shardlist": [{"url": s["shard"], "nsamples": s["count"]} for s in shards if s["count"] > 0]}
+        _atomic_write_json(out / f"{spec.split}.wids.json", index)
+    _atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def _atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_manifest(shard_dir: str | Path) -> dict:
+    path = Path(shard_dir) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"{path} not found: {shard_dir} is not a finished shard folder "
+                        "(run pipelines/make_shards.py first, or let all ranks finish)")
+    return json.loads(path.read_text())
+
+
+def split_urls(shard_dir: str | Path, split: str) -> list[str]:
+    """Paths of the non-empty shards of ``split``, from the manifest."""
+    manifest = read_manifest(shard_dir)
+    if split not in manifest["splits"]:
+        raise UserError(f"{shard_dir} has no split {split!r}; it has: {', '.join(manifest['splits'])}")
+    urls = [str(Path(shard_dir) / s["name"]) for s in manifest["splits"][split]["shards"] if s["count"] > 0]
+    if not urls:
+        raise UserError(f"split {split!r} of {shard_dir} holds no samples")
+    return urls
+
+
+def verify(shard_dir: str | Path) -> list[str]:
+    """Re-hash every shard against the manifest; the names of those that changed or are missing."""
+    manifest = read_manifest(shard_dir)
+    bad = []
+    for split in manifest["splits"].values():
+        for shard in split["shards"]:
+            path = Path(shard_dir) / shard["name"]
+            if not path.is_file() or _sha256(path) != shard["sha256"]:
+                bad.append(shard["name"])
+    return bad
+
+
+def decode_image(data: bytes, key: str = "") -> Image.Image:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except Exception as err:  # PIL raises several types for damaged data
+        raise UserError(f"sample {key}: image cannot be decoded ({err}); re-create the shard") from None
+
+
+def _decode_sample(sample: dict) -> dict:
+    out = {"__key__": sample["__key__"], "cls": int(sample["cls"]), "json": json.loads(sample["json"])}
+    for name, value in sample.items():
+        if name.endswith("jpg"):
+            out[name] = decode_image(value, sample["__key__"])
+    return out
+
+
+def train_stream(urls: Sequence[str], transform: Callable[[dict], Any], batch_size: int, *, seed: int,
+                 shuffle_buffer: int = 1000, num_workers: int = 0, batches_per_epoch: int = 100,
+                 collate: Callable | None = None):
+    """An endless training stream over ``urls``: shards resampled with replacement, split by node and worker,
+    shuffled in a buffer, decoded and transformed in the workers, cut into epochs of ``batches_per_epoch``."""
+    import webdataset as wds
+    from torch.utils.data import default_collate
+
+    rank = int(os.environ.get("RANK", "0"))
+    dataset = (wds.WebDataset(list(urls), resampled=True, nodesplitter=wds.split_by_node, shardshuffle=False,
+                              seed=seed + 1000 * rank, handler=wds.reraise_exception)
+               .shuffle(shuffle_buffer, rng=None)
+               .map(lambda s: transform(_decode_sample(s)))
+               .batched(batch_size, collation_fn=collate or default_collate, partial=False))
+    loader = wds.WebLoader(dataset, batch_size=None, num_workers=num_workers,
+                           persistent_workers=num_workers > 0)
+    return loader.with_epoch(batches_per_epoch)
+
+
+class EvalDataset:
+    """Every sample of a split exactly once, map-style (wids), for exact evaluation across processes."""
+
+    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any]):
+        import wids
+
+        index = Path(shard_dir) / f"{split}.wids.json"
+        split_urls(shard_dir, split)  # clear errors for a missing manifest or split
+        self.expected = read_manifest(shard_dir)["splits"][split]["count"]
+        self._ds = wids.ShardListDataset(str(index), localname=lambda url: url, keep=True)
+        self.transform = transform
+        if len(self._ds) != self.expected:
+            raise UserError(f"{index} lists {len(self._ds)} samples but the manifest counts {self.expected}; "
+                            "the shards changed after they were written (run make_shards.py --verify)")
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __getitem__(self, i: int):
+        raw = self._ds[i]
+        sample = {"__key__": raw["__key__"], "cls": int(raw[".cls"]), "json": raw[".json"]}
+        for name, value in raw.items():
+            if name.endswith("jpg"):
+                sample[name.lstrip(".")] = value.convert("RGB") if isinstance(value, Image.Image) else \
+                    decode_image(value.read() if hasattr(value, "read") else value, raw["__key__"])
+        return self.transform(sample)
+
+
+def default_rank_world() -> tuple[int, int]:
+    """Rank and world size from torchrun / accelerate or SLURM, else (0, 1)."""
+    for rank_var, world_var in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank_var in os.environ and world_var in os.environ:
+            return int(os.environ[rank_var]), int(os.environ[world_var])
+    return 0, 1
+
+
+def log_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

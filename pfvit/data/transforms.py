@@ -1,0 +1,33 @@
+"""Image transforms shared by the stages (torchvision v2), and ImageNet (de)normalisation."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _to_normalised_tensor() -> list:
+    return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+
+
+def mae_train_transform(size: int, scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
+    """MAE's pretraining augmentation: random resized crop (bicubic) and horizontal flip."""
+    return v2.Compose([v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC,
+                                            antialias=True),
+                       v2.RandomHorizontalFlip(), *_to_normalised_tensor()])
+
+
+def eval_transform(size: int) -> v2.Compose:
+    """Resize an aligned face to the model's size; no cropping (the shards are already aligned crops)."""
+    return v2.Compose([v2.Resize((size, size), interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+                       *_to_normalised_tensor()])
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """Normalised (N, 3, H, W) → [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x * std + mean).clamp(0, 1)

@@ -1,0 +1,1 @@
+"""Model definitions. Importing this package registers every model with :mod:`pfvit.models.registry`."""

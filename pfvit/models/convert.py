@@ -1,0 +1,68 @@
+"""Weight-layout converters: official / MAE-SFER MAE ``.pth`` → pfvit MAE, and MAE ↔ timm ViT encoder.
+
+The MAE encoder's keys (``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks.N.*``, ``norm``) are
+exactly timm's ``VisionTransformer`` keys, so the export is a selection and the import back is the same
+selection plus the decoder of an existing MAE.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError
+
+ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "norm.")
+
+
+def encoder_state(mae_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder tensors of a MAE state dict, in timm ``vit_*_patch16_224`` layout."""
+    return {k: v for k, v in mae_state.items() if k.startswith(ENCODER_PREFIXES)}
+
+
+@dataclass
+class LoadReport:
+    loaded: int
+    missing: list[str]
+    unexpected: list[str]
+
+    def __str__(self) -> str:
+        return (f"loaded {self.loaded} tensors; missing {len(self.missing)} {self.missing[:4]}; "
+                f"unexpected {len(self.unexpected)} {self.unexpected[:4]}")
+
+
+def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from an official-style ``.pth`` (``{'model': …}`` or bare), tensors only (``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path} needs arbitrary pickles to load ({str(err).splitlines()[0][:120]}); "
+                              "re-save only its state dict: torch.save(ckpt['model'], 'clean.pth')") from None
+    except (RuntimeError, EOFError) as err:
+        raise CheckpointError(f"{path} is not a readable torch file ({err})") from None
+    state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors (expected {{'model': state_dict}})")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:
+    """Load what fits by name and shape; a tensor with the right name but another shape is an error."""
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise CheckpointError(f"{source}: {key} has shape {tuple(value.shape)}, the model needs "
+                                  f"{tuple(own[key].shape)}; is it another architecture or image size?")
+    result = model.load_state_dict(state, strict=False)
+    report = LoadReport(len(state) - len(result.unexpected_keys), sorted(result.missing_keys),
+                        sorted(result.unexpected_keys))
+    if report.loaded == 0:
+        raise CheckpointError(f"{source}: no tensor matches the model ({report})")
+    return report

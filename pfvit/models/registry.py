@@ -1,0 +1,44 @@
+"""Name → builder registry, so a checkpoint's JSON metadata alone rebuilds its model."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import torch.nn as nn
+
+from ..errors import CheckpointError
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+# Modules that register models; imported on first lookup so that `load_model` works from any entry point.
+_MODEL_MODULES = ("pfvit.models.mae", "pfvit.models.vit")
+
+
+def register(name: str):
+    """Decorator: ``@register("mae")`` on a function ``(**config) -> nn.Module``."""
+
+    def wrap(builder):
+        _BUILDERS[name] = builder
+        return builder
+
+    return wrap
+
+
+def _ensure_imported() -> None:
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
+
+
+def build_model(name: str, config: dict) -> nn.Module:
+    _ensure_imported()
+    if name not in _BUILDERS:
+        raise CheckpointError(f"unknown model {name!r}; known models: {', '.join(sorted(_BUILDERS))}")
+    try:
+        return _BUILDERS[name](**config)
+    except TypeError as err:
+        raise CheckpointError(f"model {name!r} cannot be built from config {config}: {err}") from None
+
+
+def model_names() -> list[str]:
+    _ensure_imported()
+    return sorted(_BUILDERS)

@@ -1,0 +1,1 @@
+"""Training infrastructure shared by every stage: accelerate runtime, checkpoints, schedules, logging."""

@@ -1,0 +1,211 @@
+"""MAE pretraining (He et al., 2022) on face shards: the recipe of facebookresearch/mae on accelerate.
+
+AdamW β (0.9, 0.95), weight decay except norms / biases / tokens / position tables, lr = blr × effective batch
+/ 256, per-iteration linear warmup and half-cosine, gradient accumulation and optional clipping, precision from
+the launcher, optional ``torch.compile``, resume from ``OUT/state``, and a stop with a clear message when the loss
+is not finite. Outputs: ``OUT/checkpoint`` (full MAE), ``OUT/encoder`` (timm layout), ``OUT/state/step_*``,
+``OUT/metrics.jsonl``, ``OUT/reconstructions/step_*.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import to_dict
+from ..data.shards import read_manifest, split_urls, train_stream
+from ..data.transforms import denormalize, mae_train_transform
+from ..errors import UserError
+from ..eval.plots import image_grid, loss_curves
+from ..models.convert import encoder_state
+from ..models.mae import ARCHS, MaskedAutoencoderViT
+from ..models.registry import build_model
+from .checkpoint import latest_state, save_checkpoint, save_training_state
+from .runtime import Run, RunConfig, read_metrics
+from .schedule import effective_lr, warmup_cosine, weight_decay_groups
+
+
+@dataclass
+class MAEModelConfig:
+    arch: str = "vit_tiny"
+    img_size: int = 224
+    patch_size: int = 16
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = True
+
+
+@dataclass
+class MAEDataConfig:
+    shards: str = "shards/synthetic"
+    split: str = "train"
+    batch_size: int = 64
+    num_workers: int = 2
+    shuffle_buffer: int = 1000
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+
+
+@dataclass
+class MAEOptimConfig:
+    blr: float = 1.5e-4
+    lr: Optional[float] = None  # absolute lr; overrides blr scaling when set
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    epochs: float = 300.0
+    warmup_epochs: float = 40.0
+    min_lr: float = 0.0
+    clip_grad: Optional[float] = None
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (demo, tests)
+
+
+@dataclass
+class MAEPretrainConfig:
+    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/mae"))
+    model: MAEModelConfig = field(default_factory=MAEModelConfig)
+    data: MAEDataConfig = field(default_factory=MAEDataConfig)
+    optim: MAEOptimConfig = field(default_factory=MAEOptimConfig)
+    vis_every: int = 500
+    compile: bool = False
+
+
+class Progress:
+    """Step counters saved and restored with the accelerate state."""
+
+    def __init__(self):
+        self.step = 0
+        self.samples = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "samples": self.samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.samples = int(state["step"]), int(state["samples"])
+
+
+def model_config(cfg: MAEModelConfig) -> dict:
+    if cfg.arch not in ARCHS:
+        raise UserError(f"model.arch={cfg.arch!r} is not one of {', '.join(ARCHS)}")
+    if cfg.img_size % cfg.patch_size:
+        raise UserError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
+    return {**ARCHS[cfg.arch], "img_size": cfg.img_size, "patch_size": cfg.patch_size,
+            "norm_pix_loss": cfg.norm_pix_loss}
+
+
+def encoder_config(mae_cfg: dict) -> dict:
+    return {k: mae_cfg[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
+
+
+def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path) -> None:
+    """input | masked | reconstruction | reconstruction pasted on the visible patches (un-normalised)."""
+    with torch.no_grad():
+        imgs = imgs[:4].float()
+        _, pred, mask = model(imgs, mask_ratio)
+        recon = model.pred_to_pixels(imgs, pred.float())
+        patch_mask = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, model.patch_size ** 2 * model.in_chans))
+        rows = []
+        for i in range(imgs.shape[0]):
+            x, r, m = denormalize(imgs[i:i + 1])[0], denormalize(recon[i:i + 1])[0], patch_mask[i]
+            rows.append([x, x * (1 - m) + 0.5 * m, r, x * (1 - m) + r * m])
+    image_grid(rows, path, titles=("input", "masked", "reconstruction", "pasted"))
+
+
+def train(cfg: MAEPretrainConfig) -> dict:
+    run = Run(cfg.run, cfg, "mae_pretrain")
+    acc = run.accelerator
+    manifest = read_manifest(cfg.data.shards)
+    urls = split_urls(cfg.data.shards, cfg.data.split)
+    num_train = manifest["splits"][cfg.data.split]["count"]
+
+    mcfg = model_config(cfg.model)
+    model = build_model("mae", mcfg)
+    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
+    base_lr = cfg.optim.lr if cfg.optim.lr is not None else effective_lr(cfg.optim.blr, eff_batch)
+    steps_per_epoch = max(1, num_train // eff_batch)
+    total_steps = math.ceil(cfg.optim.epochs * steps_per_epoch)
+    if cfg.optim.max_steps is not None:
+        total_steps = min(total_steps, cfg.optim.max_steps)
+    warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.optim.weight_decay), lr=base_lr,
+                                  betas=cfg.optim.betas)
+    if cfg.compile:
+        model = torch.compile(model)
+    model, optimizer = acc.prepare(model, optimizer)
+    progress = Progress()
+    acc.register_for_checkpointing(progress)
+    resume = latest_state(cfg.run.out) if cfg.run.resume else None
+    if resume is not None:
+        acc.load_state(str(resume))
+        run.info(f"resumed from {resume} at step {progress.step}")
+    run.info(f"{cfg.model.arch} MAE: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+             f"{num_train} training faces, effective batch {eff_batch}, lr {base_lr:.3g}, "
+             f"{total_steps} steps ({steps_per_epoch}/epoch)")
+
+    # Resumed runs draw a fresh stream (seeded by the step), so they do not replay the samples already seen.
+    loader = train_stream(urls, lambda s: (mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)(s["jpg"]),
+                                           s["__key__"]),
+                          cfg.data.batch_size, seed=cfg.run.seed + progress.step, num_workers=cfg.data.num_workers,
+                          shuffle_buffer=cfg.data.shuffle_buffer,
+                          batches_per_epoch=(total_steps - progress.step) * cfg.run.grad_accum_steps)
+    unwrapped = acc.unwrap_model(model)
+    model.train()
+    window_loss, window_n, t_window = 0.0, 0, time.time()
+    bar = run.progress(total=total_steps, initial=progress.step, desc="mae")
+    for imgs, keys in loader:
+        if progress.step >= total_steps:
+            break
+        imgs = imgs.to(acc.device, non_blocking=True)
+        with acc.accumulate(model):
+            with acc.autocast():
+                loss, _, _ = model(imgs, cfg.model.mask_ratio)
+            bad = acc.reduce((~torch.isfinite(loss.detach())).float(), "sum")
+            if bad.item() > 0:
+                last = latest_state(cfg.run.out)
+                raise UserError(f"loss is not finite at step {progress.step} (batch keys {list(keys)[:4]}…); "
+                                f"last good state: {last or 'none'}; lower optim.blr or set optim.clip_grad")
+            acc.backward(loss)
+            if acc.sync_gradients and cfg.optim.clip_grad is not None:
+                acc.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+            if acc.sync_gradients:
+                lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        window_loss += loss.item()
+        window_n += 1
+        progress.samples += imgs.shape[0] * acc.num_processes
+        if not acc.sync_gradients:
+            continue
+        progress.step += 1
+        bar.update(1)
+        if progress.step % cfg.run.log_every == 0 or progress.step == total_steps:
+            elapsed = time.time() - t_window
+            run.log({"loss": window_loss / window_n, "lr": lr,
+                     "images_per_s": window_n * imgs.shape[0] * acc.num_processes / max(elapsed, 1e-9)},
+                    progress.step)
+            run.info(f"step {progress.step}/{total_steps} loss {window_loss / window_n:.4f} lr {lr:.3g}")
+            window_loss, window_n, t_window = 0.0, 0, time.time()
+        if run.is_main and (progress.step % cfg.vis_every == 0 or progress.step == total_steps):
+            unwrapped.eval()
+            save_reconstructions(unwrapped, imgs, cfg.model.mask_ratio,
+                                 run.out / "reconstructions" / f"step_{progress.step:07d}.png")
+            unwrapped.train()
+        if progress.step % cfg.run.save_every == 0 and progress.step < total_steps:
+            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+    bar.close()
+    save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+    result = run.write_result(model, progress.step, {"samples": progress.samples})
+    if run.is_main:
+        mae = getattr(unwrapped, "_orig_mod", unwrapped)
+        save_checkpoint(run.out / "checkpoint", mae, name="mae", config=mcfg, step=progress.step,
+                        data_manifest=str(cfg.data.shards), extra={"train_config": to_dict(cfg)})
+        encoder = build_model("vit_encoder", encoder_config(mcfg))
+        encoder.load_state_dict(encoder_state(mae.state_dict()), strict=True)
+        save_checkpoint(run.out / "encoder", encoder, name="vit_encoder", config=encoder_config(mcfg),
+                        step=progress.step, data_manifest=str(cfg.data.shards))
+        loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss"], run.out / "loss.png", "MAE pretraining")
+    run.finish()
+    return result

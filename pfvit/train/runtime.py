@@ -1,0 +1,161 @@
+"""The accelerate setup every training stage shares: seeds, precision, accumulation, logging, progress.
+
+Mixed precision comes from the launcher (``accelerate launch --mixed_precision bf16``) and is never overridden by
+a constructor argument; the config's ``run.mixed_precision`` applies only to a plain ``python`` run where no
+launcher set one. Only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal, Optional
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+
+from ..config import save_config, to_dict
+
+log = logging.getLogger("pfvit")
+
+
+@dataclass
+class RunConfig:
+    """Keys under ``run:`` in every training stage's config."""
+
+    out: str = "runs/default"
+    seed: int = 0
+    # Used only when no launcher set a precision (plain `python pipelines/...`); the launcher's flag always wins.
+    mixed_precision: Optional[Literal["no", "fp16", "bf16"]] = None
+    grad_accum_steps: int = 1
+    log_every: int = 10
+    save_every: int = 200
+    keep_states: int = 2
+    resume: bool = True
+    wandb: bool = False
+    wandb_project: str = "pfvit"
+
+
+def _setup_logging(is_main: bool) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def cpu_multiprocess_fix() -> bool:
+    """Several processes on a machine without CUDA need ``ACCELERATE_USE_CPU=1``; without it accelerate gives each
+    process ``DistributedType.NO`` and they train alone, racing on the same files. Set it, and say so."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "") not in ("1", "true"):
+        os.environ["ACCELERATE_USE_CPU"] = "1"
+        if os.environ.get("RANK", "0") == "0":
+            print(f"warning: {world} processes on a machine without a GPU: setting ACCELERATE_USE_CPU=1 so they "
+                  "train together (gloo); set it yourself to silence this", file=sys.stderr)
+        return True
+    return False
+
+
+class Run:
+    """One training run: the accelerator, the output folder, metric logging and periodic progress lines."""
+
+    def __init__(self, cfg: RunConfig, full_config: Any, stage: str):
+        cpu_multiprocess_fix()
+        launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION")
+        kwargs: dict[str, Any] = {}
+        if launcher_precision is None and cfg.mixed_precision is not None:
+            kwargs["mixed_precision"] = cfg.mixed_precision
+        log_with = None
+        if cfg.wandb:
+            try:
+                import wandb  # noqa: F401
+                log_with = "wandb"
+            except ImportError:
+                print("warning: run.wandb=true but wandb is not installed; logging to metrics.jsonl only",
+                      file=sys.stderr)
+        self.cfg = cfg
+        self.stage = stage
+        self.out = Path(cfg.out)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=cfg.grad_accum_steps,
+            log_with=log_with,
+            project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "logs")),
+            **kwargs,
+        )
+        _setup_logging(self.accelerator.is_main_process)
+        # The same seed on every process gives identical initial weights; data order is split per rank elsewhere.
+        set_seed(cfg.seed)
+        self.config_dict = to_dict(full_config)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(full_config, self.out / "config.yaml")
+        if log_with:
+            self.accelerator.init_trackers(cfg.wandb_project, config=self.config_dict,
+                                           init_kwargs={"wandb": {"name": f"{stage}:{self.out.name}",
+                                                                  "dir": str(self.out)}})
+        self._metrics_path = self.out / "metrics.jsonl"
+        self._t0 = time.time()
+        self.info(f"{stage}: {self.accelerator.num_processes} process(es), device {self.accelerator.device}, "
+                  f"mixed precision {self.accelerator.mixed_precision}, output {self.out}")
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def info(self, message: str) -> None:
+        if self.is_main:
+            log.info(message)
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Append one JSON line to ``metrics.jsonl`` and send the numbers to the trackers (main process only)."""
+        if not self.is_main:
+            return
+        record = {"step": step, "time": round(time.time() - self._t0, 3)}
+        for key, value in metrics.items():
+            value = float(value.item() if torch.is_tensor(value) else value)
+            record[key] = value if math.isfinite(value) else str(value)
+        with open(self._metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.accelerator.trackers:
+            self.accelerator.log({k: v for k, v in record.items() if isinstance(v, float)}, step=step)
+
+    def progress(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", initial: int = 0):
+        """A tqdm bar on a terminal of the main process; silent elsewhere (log lines report progress instead)."""
+        from tqdm.auto import tqdm
+
+        disable = not (self.is_main and sys.stderr.isatty())
+        return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
+
+    def write_result(self, model: torch.nn.Module, step: int, extra: dict | None = None) -> dict:
+        """Gather every process's step and a weight checksum into ``OUT/result.json``: a run whose processes
+        disagree (a DDP misconfiguration) is visible there and stops with an error."""
+        checksum = sum(p.detach().double().abs().sum() for p in model.parameters()).reshape(1)
+        steps = self.accelerator.gather(torch.tensor([step], device=self.device)).tolist()
+        sums = self.accelerator.gather(checksum.to(self.device)).tolist()
+        result = {"stage": self.stage, "step": step, "processes": self.accelerator.num_processes,
+                  "steps_per_process": steps, "weight_checksums": sums,
+                  "mixed_precision": self.accelerator.mixed_precision, **(extra or {})}
+        if self.is_main:
+            (self.out / "result.json").write_text(json.dumps(result, indent=2))
+        if len(set(steps)) > 1 or max(sums) - min(sums) > 1e-6 * max(1.0, abs(max(sums))):
+            raise RuntimeError(f"processes disagree after training: steps {steps}, weight checksums {sums}")
+        return result
+
+    def finish(self) -> None:
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,0 +1,25 @@
+"""Stage 2: MAE pretraining of a ViT-T/S/B on face shards, without labels.
+
+    accelerate launch pipelines/mae_pretrain.py --config configs/mae_pretrain/vit_tiny.yaml run.out=runs/mae
+    python pipelines/mae_pretrain.py --config configs/mae_pretrain/demo.yaml
+
+Reads: data.shards (a make_shards.py output). Writes: run.out/{checkpoint,encoder,state,reconstructions},
+metrics.jsonl, loss.png, config.yaml.
+"""
+
+import sys
+
+from pfvit.config import parse_stage_args
+from pfvit.errors import cli_entry
+from pfvit.train.mae_pretrain import MAEPretrainConfig, train
+
+
+@cli_entry
+def main(argv=None) -> int:
+    cfg = parse_stage_args(MAEPretrainConfig, argv, __doc__, default_config="configs/mae_pretrain/vit_tiny.yaml")
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

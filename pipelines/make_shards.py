@@ -1,0 +1,69 @@
+"""Stage 1: a raw data set → aligned faces in webdataset shards with a manifest and wids indexes.
+
+    python pipelines/make_shards.py --source synthetic --num 4000 --identities 120 --out shards/synthetic
+    python pipelines/make_shards.py --verify shards/synthetic
+
+Output: OUT/{split}-%06d.tar, OUT/manifest.json, OUT/{split}.wids.json (see pfvit/data/shards.py).
+Several machines shard one data set with --rank/--world (defaults: torchrun's RANK/WORLD_SIZE or SLURM's);
+a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pfvit.data.shards import default_rank_world, log_line, verify, write_shards
+from pfvit.data.sources.synthetic import synthetic_specs
+from pfvit.errors import UserError, cli_entry
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    rank, world = default_rank_world()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", choices=["synthetic"], default="synthetic", help="data set reader")
+    p.add_argument("--out", default="shards/synthetic", help="output folder (default: %(default)s)")
+    p.add_argument("--num", type=int, default=4000, help="synthetic: number of samples over all splits")
+    p.add_argument("--identities", type=int, default=120, help="synthetic: number of identities (split disjointly)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: family seed")
+    p.add_argument("--size", type=int, default=224, help="output face size in pixels")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    p.add_argument("--maxcount", type=int, default=1000, help="samples per shard")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--rank", type=int, default=rank, help="this machine's rank (default from the environment)")
+    p.add_argument("--world", type=int, default=world, help="number of machines sharding together")
+    p.add_argument("--verify", metavar="DIR", help="re-hash the shards of DIR against its manifest and exit")
+    return p.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.verify:
+        bad = verify(args.verify)
+        if bad:
+            raise UserError(f"{len(bad)} shard(s) of {args.verify} differ from the manifest: {', '.join(bad)}; "
+                            "re-create them (delete them and their .done.json, then rerun make_shards.py)")
+        log_line(f"{args.verify}: every shard matches its manifest")
+        return 0
+    for name in ("num", "identities", "size", "maxcount", "workers"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    specs = synthetic_specs(args.num, args.identities, args.seed, args.size, args.quality)
+    info = {"name": "synthetic", "num": args.num, "identities": args.identities, "seed": args.seed,
+            "size": args.size, "quality": args.quality}
+    # The command is recorded without --rank/--world, so every rank writes the same manifest.
+    command = [a for a in sys.argv if not a.startswith(("--rank", "--world"))] if argv is None else list(argv)
+    manifest = write_shards(args.out, specs, maxcount=args.maxcount, workers=args.workers, rank=args.rank,
+                            world=args.world, command=command, source_info=info, progress=log_line)
+    if manifest is None:
+        log_line(f"rank {args.rank}: done; the manifest is written when the other ranks finish")
+        return 0
+    for split, entry in manifest["splits"].items():
+        log_line(f"{split}: {entry['count']} samples in {len(entry['shards'])} shard(s), "
+                 f"{entry['rejected']} rejected {entry['reject_reasons'] or ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+import json
+import os
+
+import pytest
+import torch
+
+from pfvit.errors import CheckpointError
+from pfvit.models.mae import MaskedAutoencoderViT
+from pfvit.train.checkpoint import (META, WEIGHTS, list_states, load_model, read_meta, save_checkpoint,
+                                    state_dir)
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=16, decoder_depth=1,
+            decoder_num_heads=2)
+
+
+def tiny_mae(seed=0):
+    torch.manual_seed(seed)
+    return MaskedAutoencoderViT(**TINY)
+
+
+def test_save_load_identical_tensors_and_forward(tmp_path):
+    model = tiny_mae()
+    path = save_checkpoint(tmp_path / "ckpt", model, name="mae", config=TINY, label_names=["a"], step=7)
+    meta = read_meta(path)
+    assert meta["model"] == "mae" and meta["step"] == 7 and meta["config"] == TINY
+    assert meta["versions"]["torch"] == torch.__version__
+    loaded = load_model(path)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    x, noise = torch.randn(2, 3, 32, 32), torch.rand(2, 16)
+    model.eval()
+    assert torch.equal(model(x, 0.75, noise)[1], loaded(x, 0.75, noise)[1])
+
+
+def test_half_written_checkpoint_is_never_picked_up(tmp_path):
+    good = tiny_mae(0)
+    final = save_checkpoint(tmp_path / "ckpt", good, name="mae", config=TINY)
+    # A crash while writing the next one leaves only a temporary folder beside the good one.
+    tmp = tmp_path / f".ckpt.tmp-{os.getpid() + 1}"
+    tmp.mkdir()
+    (tmp / WEIGHTS).write_bytes(b"partial")
+    loaded = load_model(final)
+    assert all(torch.equal(a, b) for a, b in zip(good.state_dict().values(), loaded.state_dict().values()))
+    # Resume states: a .tmp step folder is ignored.
+    state_dir(tmp_path, 10).mkdir(parents=True)
+    (state_dir(tmp_path, 20).parent / "step_0000020.tmp").mkdir()
+    assert [s for s, _ in list_states(tmp_path)] == [10]
+    # A folder missing its metadata is not a checkpoint.
+    os.remove(final / META)
+    with pytest.raises(CheckpointError, match="needs both model.safetensors and meta.json"):
+        load_model(final)
+
+
+def test_wrong_model_weights_fail_naming_the_mismatch(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", tiny_mae(), name="mae", config=TINY)
+    meta = json.loads((path / META).read_text())
+    meta["config"]["embed_dim"] = 64  # metadata of another model next to these weights
+    (path / META).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"does not fit model 'mae'.*of another shape \(e\.g\. .*: checkpoint"):
+        load_model(path)
+    with pytest.raises(CheckpointError, match="holds a 'mae' model, but this needs 'vit_encoder'"):
+        load_model(path, expected="vit_encoder")
+
+
+def test_damaged_weights_file_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", tiny_mae(), name="mae", config=TINY)
+    (path / WEIGHTS).write_bytes((path / WEIGHTS).read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_model(path)
