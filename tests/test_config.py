@@ -34,6 +34,10 @@ def test_overrides_apply_on_top_of_yaml_and_base(tmp_path):
     assert cfg.inner.lr == pytest.approx(3e-4) and isinstance(cfg.inner.lr, float)
     assert cfg.inner.betas == (0.5, 0.9) and cfg.inner.names == ["x", "y"] and cfg.inner.mode == "b"
     assert cfg.inner.clip == 1.0
+    # YAML 1.2 booleans: `no` stays a string (it is a valid mixed-precision setting).
+    assert load_config(MAEPretrainConfig, None, ["run.mixed_precision=no"]).run.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="expected true or false, got 'yes'"):
+        load_config(Outer, None, ["flag=yes"])
 
 
 @pytest.mark.parametrize("override, message", [

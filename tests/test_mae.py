@@ -78,7 +78,7 @@ def test_loss_ignores_visible_patches(norm_pix):
     assert model.forward_loss(model.unpatchify(changed), pred, mask).item() == pytest.approx(loss.item(), rel=1e-6)
     changed = model.patchify(x)
     changed[0, removed] += 5.0 * torch.randn(changed.shape[-1])
-    assert model.forward_loss(model.unpatchify(changed), pred, mask).item() != pytest.approx(loss.item(), rel=1e-3)
+    assert model.forward_loss(model.unpatchify(changed), pred, mask).item() != pytest.approx(loss.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("arch, encoder, decoder", [("vit_tiny", 5.34e6, 1.59e6), ("vit_small", 21.29e6, 6.32e6),
