@@ -466,3 +466,27 @@ def synthetic_samples(num: int, identities: int, seed: int = 0,
             index += 1
         out[split] = samples
     return out
+
+
+def contact_sheet(seed: int = 0, size: int = 112, identities: int = 4) -> Image.Image:
+    """8 expressions (full intensity) × ``identities`` rows, each cell with its own disturbance, and a last row
+    with the neutral twins of the first row's cells."""
+    width = len(CANONICAL)
+    sheet = Image.new("RGB", (width * size, (identities + 1) * size + 16), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for col, name in enumerate(CANONICAL):
+        draw.text((col * size + 3, 2), name, fill=(0, 0, 0))
+    first_row = []
+    for row in range(identities):
+        identity = sample_identity(seed, row)
+        for col, name in enumerate(CANONICAL):
+            rng = np.random.default_rng([seed, 3, row, col])
+            expression = Expression(col, 0.0 if col == NEUTRAL else 1.0, dict(PROTOTYPES[name]))
+            disturbance = sample_disturbance(rng)
+            sheet.paste(render(identity, expression, disturbance, size, supersample=2), (col * size, 16 + row * size))
+            if row == 0:
+                first_row.append((identity, disturbance))
+    for col, (identity, disturbance) in enumerate(first_row):
+        sheet.paste(render(identity, NEUTRAL_EXPRESSION, disturbance, size, supersample=2),
+                    (col * size, 16 + identities * size))
+    return sheet

@@ -1,0 +1,46 @@
+"""Shared by the benchmark scripts: machine description and appending a result table to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(title: str, header: list[str], rows: list[list], notes: str = "") -> None:
+    """Print the table and append it, with the command, date, machine and versions, to docs/benchmarks.md."""
+    table = markdown_table(header, rows)
+    print(table)
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], DOC.parents[1])] + sys.argv[1:])
+    entry = (f"\n## {title}\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · `{command}` · {machine()}\n\n"
+             f"{table}\n" + (f"\n{notes}\n" if notes else ""))
+    DOC.parent.mkdir(exist_ok=True)
+    if not DOC.exists():
+        DOC.write_text("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n")
+    with open(DOC, "a") as fh:
+        fh.write(entry)
