@@ -114,6 +114,13 @@ def test_official_layout_to_pfvit_to_timm_gives_same_features(tmp_path):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(timm_vit.forward_features(x), ours.eval().forward_features(x), atol=1e-5)
+    # And back: a timm encoder into a fresh MAE (its decoder stays as initialised) gives the same features.
+    back = MaskedAutoencoderViT(**cfg).eval()
+    report = load_into(back, timm_vit.state_dict(), "timm")
+    assert report.loaded == len(timm_vit.state_dict()) and all(k.startswith(("decoder", "mask_token"))
+                                                               for k in report.missing)
+    with torch.no_grad():
+        assert torch.allclose(back.forward_features(x), timm_vit.forward_features(x), atol=1e-5)
 
 
 def test_pickled_checkpoint_is_refused_with_a_message(tmp_path):
@@ -125,3 +132,22 @@ def test_pickled_checkpoint_is_refused_with_a_message(tmp_path):
     other = MaskedAutoencoderViT(**{**TINY, "embed_dim": 64})
     with pytest.raises(CheckpointError, match="has shape .* the model needs"):
         load_into(MaskedAutoencoderViT(**TINY), other.state_dict(), "other.pth")
+
+
+def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
+    from conftest import PYTHON, run_script
+    from pfvit.train.checkpoint import load_model
+
+    torch.manual_seed(1)
+    official = MaskedAutoencoderViT(**ARCHS["vit_tiny"])
+    encoder_only = encoder_state(official.state_dict())  # like mae_pretrain_vit_*.pth
+    torch.save({"model": encoder_only}, tmp_path / "enc.pth")
+    proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "out"),
+                       "--arch", "vit_tiny"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"loaded {len(encoder_only)} tensors" in proc.stdout
+    encoder = load_model(tmp_path / "out" / "encoder", expected="vit_encoder")
+    assert all(torch.equal(encoder.state_dict()[k], v) for k, v in encoder_only.items())
+    proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "o2"),
+                       "--arch", "vit_small"])
+    assert proc.returncode == 2 and "has shape" in proc.stderr and "Traceback" not in proc.stderr

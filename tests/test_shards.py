@@ -97,3 +97,24 @@ def test_eval_dataset_sees_every_sample_once_and_train_stream_batches(synthetic_
                           batch_size=8, seed=0, shuffle_buffer=20, batches_per_epoch=3)
     batches = list(loader)
     assert len(batches) == 3 and all(b[1].shape == (8,) for b in batches)
+
+
+def test_epoch_sampler_ranks_disjoint_equal_and_resumable():
+    import itertools
+
+    from pfvit.data.shards import EpochBatchSampler
+
+    sizes = [50, 50, 30, 7]
+    samplers = [EpochBatchSampler(sizes, 8, seed=3, rank=r, world=2) for r in range(2)]
+    assert samplers[0].batches_per_epoch == 137 // 16
+    per_rank = [list(itertools.islice(iter(s), s.batches_per_epoch)) for s in samplers]
+    seen = [{i for batch in batches for _, i in batch} for batches in per_rank]
+    assert not seen[0] & seen[1] and len(seen[0]) == len(seen[1]) == 8 * 8
+    assert all(len(b) == 8 for b in per_rank[0])
+    # Epoch 1 is another permutation; resuming at batch 11 equals the tail of an unbroken iteration.
+    unbroken = list(itertools.islice(iter(samplers[0]), 20))
+    assert {e for batch in unbroken for e, _ in batch} == {0, 1, 2}
+    resumed = list(itertools.islice(iter(EpochBatchSampler(sizes, 8, seed=3, rank=0, world=2, start_batch=11)), 9))
+    assert resumed == unbroken[11:]
+    with pytest.raises(UserError, match="cannot fill one batch"):
+        EpochBatchSampler([5], 8, seed=0)

@@ -254,32 +254,116 @@ def train_stream(urls: Sequence[str], transform: Callable[[dict], Any], batch_si
     return loader.with_epoch(batches_per_epoch)
 
 
-class EvalDataset:
-    """Every sample of a split exactly once, map-style (wids), for exact evaluation across processes."""
+class IndexedShards:
+    """Random access to every sample of a split (wids, map-style), checked against the manifest's count."""
 
-    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any]):
+    def __init__(self, shard_dir: str | Path, split: str):
         import wids
 
         index = Path(shard_dir) / f"{split}.wids.json"
         split_urls(shard_dir, split)  # clear errors for a missing manifest or split
-        self.expected = read_manifest(shard_dir)["splits"][split]["count"]
+        entry = read_manifest(shard_dir)["splits"][split]
+        self.shard_sizes = [s["count"] for s in entry["shards"] if s["count"] > 0]
         self._ds = wids.ShardListDataset(str(index), localname=lambda url: url, keep=True)
-        self.transform = transform
-        if len(self._ds) != self.expected:
-            raise UserError(f"{index} lists {len(self._ds)} samples but the manifest counts {self.expected}; "
+        if len(self._ds) != entry["count"]:
+            raise UserError(f"{index} lists {len(self._ds)} samples but the manifest counts {entry['count']}; "
                             "the shards changed after they were written (run make_shards.py --verify)")
 
     def __len__(self) -> int:
         return len(self._ds)
 
-    def __getitem__(self, i: int):
+    def sample(self, i: int) -> dict:
         raw = self._ds[i]
         sample = {"__key__": raw["__key__"], "cls": int(raw[".cls"]), "json": raw[".json"]}
         for name, value in raw.items():
             if name.endswith("jpg"):
                 sample[name.lstrip(".")] = value.convert("RGB") if isinstance(value, Image.Image) else \
                     decode_image(value.read() if hasattr(value, "read") else value, raw["__key__"])
-        return self.transform(sample)
+        return sample
+
+
+class EvalDataset(IndexedShards):
+    """Every sample of a split exactly once, map-style, for exact evaluation across processes."""
+
+    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any]):
+        super().__init__(shard_dir, split)
+        self.transform = transform
+
+    def __getitem__(self, i: int):
+        return self.transform(self.sample(i))
+
+
+class EpochBatchSampler:
+    """Endless, seeded batches of ``(epoch, index)`` pairs over a split, disjoint across ranks.
+
+    Epoch ``e`` permutes the shard order and the samples inside each shard (shard-local shuffling keeps reads
+    local) with a generator seeded by ``(seed, e)``; rank ``r`` takes the ``r``-th contiguous block of
+    ``batches_per_epoch × batch_size`` indices, so ranks never share a sample within an epoch and all ranks run
+    the same number of steps. Batch ``b`` is a pure function of ``(seed, b, rank, world)``: resuming at
+    ``start_batch`` skips index lists, not data, and continues exactly where an unbroken run would be.
+    """
+
+    def __init__(self, shard_sizes: Sequence[int], batch_size: int, *, seed: int, rank: int = 0, world: int = 1,
+                 start_batch: int = 0):
+        total = sum(shard_sizes)
+        self.batches_per_epoch = total // (world * batch_size)
+        if self.batches_per_epoch < 1:
+            raise UserError(f"{total} samples cannot fill one batch of {batch_size} on each of {world} process(es); "
+                            "lower data.batch_size or add data")
+        self.shard_sizes, self.batch_size = list(shard_sizes), batch_size
+        self.seed, self.rank, self.world, self.start_batch = seed, rank, world, start_batch
+
+    def epoch_indices(self, epoch: int) -> list[int]:
+        import numpy as np
+
+        rng = np.random.default_rng([self.seed, epoch])
+        offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)[:-1]])
+        order = [offsets[s] + rng.permutation(self.shard_sizes[s]) for s in rng.permutation(len(self.shard_sizes))]
+        flat = np.concatenate(order)
+        per_rank = self.batches_per_epoch * self.batch_size
+        return flat[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
+
+    def __iter__(self):
+        batch = self.start_batch
+        while True:
+            epoch, within = divmod(batch, self.batches_per_epoch)
+            indices = self.epoch_indices(epoch)
+            for b in range(within, self.batches_per_epoch):
+                yield [(epoch, i) for i in indices[b * self.batch_size:(b + 1) * self.batch_size]]
+            batch = (epoch + 1) * self.batches_per_epoch
+
+
+class SeededTrainDataset(IndexedShards):
+    """Training samples whose random augmentation is seeded by ``(seed, epoch, index)``: the same batch gets the
+    same pixels in any process, worker or resumed run, and the caller's RNG is left untouched."""
+
+    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any], seed: int):
+        super().__init__(shard_dir, split)
+        self.transform, self.seed = transform, seed
+
+    def __getitem__(self, epoch_index: tuple[int, int]):
+        import torch
+
+        epoch, i = epoch_index
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
+            return self.transform(self.sample(i))
+
+
+def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[[dict], Any], batch_size: int, *,
+                         seed: int, rank: int = 0, world: int = 1, start_batch: int = 0, num_workers: int = 0,
+                         collate: Callable | None = None):
+    """An endless, exactly resumable training loader (see :class:`EpochBatchSampler`); returns (loader, sampler)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    dataset = SeededTrainDataset(shard_dir, split, transform, seed)
+    sampler = EpochBatchSampler(dataset.shard_sizes, batch_size, seed=seed, rank=rank, world=world,
+                                start_batch=start_batch)
+    # A private generator: creating the loader must not draw from the global RNG (it would shift masking noise).
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+                        persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+    return loader, sampler
 
 
 def default_rank_world() -> tuple[int, int]:

@@ -66,3 +66,30 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
     if report.loaded == 0:
         raise CheckpointError(f"{source}: no tensor matches the model ({report})")
     return report
+
+
+def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base", img_size: int = 224,
+                        patch_size: int = 16) -> LoadReport:
+    """An official / MAE-SFER ``.pth`` → ``OUT/checkpoint`` (pfvit MAE) and ``OUT/encoder`` (timm layout).
+
+    Encoder-only releases (``mae_pretrain_vit_*.pth``) leave the decoder at its initialisation, which the report
+    shows as missing keys; an encoder tensor missing is an error.
+    """
+    from ..train.checkpoint import save_checkpoint
+    from .mae import mae_config
+    from .registry import build_model
+
+    config = mae_config(arch, img_size=img_size, patch_size=patch_size)
+    model = build_model("mae", config)
+    report = load_into(model, read_torch_state(path), str(path))
+    missing_encoder = [k for k in report.missing if k.startswith(ENCODER_PREFIXES)]
+    if missing_encoder:
+        raise CheckpointError(f"{path}: encoder tensors missing for {arch} ({', '.join(missing_encoder[:4])}); "
+                              "is it another architecture?")
+    save_checkpoint(Path(out) / "checkpoint", model, name="mae", config=config, extra={"imported_from": str(path)})
+    enc_config = {k: config[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
+    encoder = build_model("vit_encoder", enc_config)
+    encoder.load_state_dict(encoder_state(model.state_dict()), strict=True)
+    save_checkpoint(Path(out) / "encoder", encoder, name="vit_encoder", config=enc_config,
+                    extra={"imported_from": str(path)})
+    return report

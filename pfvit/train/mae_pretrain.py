@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 
 from ..config import to_dict
-from ..data.shards import read_manifest, split_urls, train_stream
+from ..data.shards import indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
 from ..errors import UserError
 from ..eval.plots import image_grid, loss_curves
@@ -44,6 +44,9 @@ class MAEDataConfig:
     split: str = "train"
     batch_size: int = 64
     num_workers: int = 2
+    # indexed: wids random access, exactly resumable, ranks on disjoint samples; stream: resampled webdataset
+    # shards read sequentially (for data on slow or remote storage), resumed runs re-seeded.
+    reader: Literal["indexed", "stream"] = "indexed"
     shuffle_buffer: int = 1000
     crop_scale: tuple[float, float] = (0.2, 1.0)
 
@@ -112,6 +115,39 @@ def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_r
     image_grid(rows, path, titles=("input", "masked", "reconstruction", "pasted"))
 
 
+def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, lr: float,
+                   clip_grad: float | None, step: int, keys=()) -> float:
+    """One micro-batch: forward under the launcher's precision, finite-loss check, backward, and — when
+    accumulation is complete — lr, clipping and the optimizer step. Returns the loss."""
+    acc = run.accelerator
+    with acc.accumulate(model):
+        with acc.autocast():
+            loss, _, _ = model(imgs, mask_ratio)
+        run.check_finite(loss, step, keys, "lower optim.blr or set optim.clip_grad")
+        acc.backward(loss)
+        if acc.sync_gradients:
+            if clip_grad is not None:
+                acc.clip_grad_norm_(model.parameters(), clip_grad)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def make_loader(cfg: MAEPretrainConfig, transform, acc, urls, start_batch: int, num_batches: int):
+    """The training batches of this process, starting at micro-batch ``start_batch``."""
+    if cfg.data.reader == "indexed":
+        loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.split, transform, cfg.data.batch_size,
+                                         seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
+                                         start_batch=start_batch, num_workers=cfg.data.num_workers)
+        return loader
+    # The stream cannot skip what an interrupted run consumed; a resumed run re-seeds it with the position.
+    return train_stream(urls, transform, cfg.data.batch_size, seed=cfg.run.seed + start_batch,
+                        num_workers=cfg.data.num_workers, shuffle_buffer=cfg.data.shuffle_buffer,
+                        batches_per_epoch=num_batches)
+
+
 def train(cfg: MAEPretrainConfig) -> dict:
     run = Run(cfg.run, cfg, "mae_pretrain")
     acc = run.accelerator
@@ -143,12 +179,10 @@ def train(cfg: MAEPretrainConfig) -> dict:
              f"{num_train} training faces, effective batch {eff_batch}, lr {base_lr:.3g}, "
              f"{total_steps} steps ({steps_per_epoch}/epoch)")
 
-    # Resumed runs draw a fresh stream (seeded by the step), so they do not replay the samples already seen.
-    loader = train_stream(urls, lambda s: (mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)(s["jpg"]),
-                                           s["__key__"]),
-                          cfg.data.batch_size, seed=cfg.run.seed + progress.step, num_workers=cfg.data.num_workers,
-                          shuffle_buffer=cfg.data.shuffle_buffer,
-                          batches_per_epoch=(total_steps - progress.step) * cfg.run.grad_accum_steps)
+    transform = mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)
+    loader = make_loader(cfg, lambda sample: (transform(sample["jpg"]), sample["__key__"]), acc, urls,
+                         start_batch=progress.step * cfg.run.grad_accum_steps,
+                         num_batches=(total_steps - progress.step) * cfg.run.grad_accum_steps)
     unwrapped = acc.unwrap_model(model)
     model.train()
     window_loss, window_n, t_window = 0.0, 0, time.time()
@@ -157,24 +191,10 @@ def train(cfg: MAEPretrainConfig) -> dict:
         if progress.step >= total_steps:
             break
         imgs = imgs.to(acc.device, non_blocking=True)
-        with acc.accumulate(model):
-            with acc.autocast():
-                loss, _, _ = model(imgs, cfg.model.mask_ratio)
-            bad = acc.reduce((~torch.isfinite(loss.detach())).float(), "sum")
-            if bad.item() > 0:
-                last = latest_state(cfg.run.out)
-                raise UserError(f"loss is not finite at step {progress.step} (batch keys {list(keys)[:4]}…); "
-                                f"last good state: {last or 'none'}; lower optim.blr or set optim.clip_grad")
-            acc.backward(loss)
-            if acc.sync_gradients and cfg.optim.clip_grad is not None:
-                acc.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-            if acc.sync_gradients:
-                lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        window_loss += loss.item()
+        lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
+        loss = mae_train_step(run, model, optimizer, imgs, cfg.model.mask_ratio, lr, cfg.optim.clip_grad,
+                              progress.step, keys)
+        window_loss += loss
         window_n += 1
         progress.samples += imgs.shape[0] * acc.num_processes
         if not acc.sync_gradients:
@@ -190,8 +210,10 @@ def train(cfg: MAEPretrainConfig) -> dict:
             window_loss, window_n, t_window = 0.0, 0, time.time()
         if run.is_main and (progress.step % cfg.vis_every == 0 or progress.step == total_steps):
             unwrapped.eval()
-            save_reconstructions(unwrapped, imgs, cfg.model.mask_ratio,
-                                 run.out / "reconstructions" / f"step_{progress.step:07d}.png")
+            # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.
+            with torch.random.fork_rng(devices=[]):
+                save_reconstructions(unwrapped, imgs, cfg.model.mask_ratio,
+                                     run.out / "reconstructions" / f"step_{progress.step:07d}.png")
             unwrapped.train()
         if progress.step % cfg.run.save_every == 0 and progress.step < total_steps:
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)

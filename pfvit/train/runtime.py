@@ -100,6 +100,9 @@ class Run:
                                            init_kwargs={"wandb": {"name": f"{stage}:{self.out.name}",
                                                                   "dir": str(self.out)}})
         self._metrics_path = self.out / "metrics.jsonl"
+        if self.is_main and self._metrics_path.exists() and not self._metrics_path.read_bytes().endswith(b"\n"):
+            with open(self._metrics_path, "a") as fh:  # a killed run may have left half a line
+                fh.write("\n")
         self._t0 = time.time()
         self.info(f"{stage}: {self.accelerator.num_processes} process(es), device {self.accelerator.device}, "
                   f"mixed precision {self.accelerator.mixed_precision}, output {self.out}")
@@ -136,6 +139,16 @@ class Run:
         disable = not (self.is_main and sys.stderr.isatty())
         return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
 
+    def check_finite(self, loss: torch.Tensor, step: int, keys, hint: str) -> None:
+        """Stop every process with one clear message when any process's loss is NaN or infinite."""
+        bad = self.accelerator.reduce((~torch.isfinite(loss.detach())).float().reshape(1), "sum")
+        if bad.item() > 0:
+            from .checkpoint import latest_state
+            from ..errors import UserError
+
+            raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); last good state: "
+                            f"{latest_state(self.out) or 'none'}; {hint}")
+
     def write_result(self, model: torch.nn.Module, step: int, extra: dict | None = None) -> dict:
         """Gather every process's step and a weight checksum into ``OUT/result.json``: a run whose processes
         disagree (a DDP misconfiguration) is visible there and stops with an error."""
@@ -157,5 +170,11 @@ class Run:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a ``metrics.jsonl`` file."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a ``metrics.jsonl`` file; a line cut short by a killed run is skipped."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
