@@ -58,8 +58,8 @@ def test_wrong_model_weights_fail_naming_the_mismatch(tmp_path):
     (path / META).write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"does not fit model 'mae'.*of another shape \(e\.g\. .*: checkpoint"):
         load_model(path)
-    with pytest.raises(CheckpointError, match="holds a 'mae' model, but this needs 'vit_encoder'"):
-        load_model(path, expected="vit_encoder")
+    with pytest.raises(CheckpointError, match="holds a 'mae' model, but this needs 'vit'"):
+        load_model(path, expected="vit")
 
 
 def test_damaged_weights_file_is_a_clear_error(tmp_path):

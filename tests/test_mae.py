@@ -146,7 +146,7 @@ def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
                        "--arch", "vit_tiny"])
     assert proc.returncode == 0, proc.stderr
     assert f"loaded {len(encoder_only)} tensors" in proc.stdout
-    encoder = load_model(tmp_path / "out" / "encoder", expected="vit_encoder")
+    encoder = load_model(tmp_path / "out" / "encoder", expected="vit")
     assert all(torch.equal(encoder.state_dict()[k], v) for k, v in encoder_only.items())
     proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "o2"),
                        "--arch", "vit_small"])

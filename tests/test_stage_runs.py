@@ -25,7 +25,7 @@ def test_one_process_then_resume(synthetic_shards, tmp_path):
     assert result["step"] == 4 and result["processes"] == 1
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [2, 4]
     assert read_meta(out / "checkpoint")["step"] == 4
-    encoder = load_model(out / "encoder", expected="vit_encoder")
+    encoder = load_model(out / "encoder", expected="vit")
     assert encoder.patch_embed.img_size == (32, 32)
     assert (out / "reconstructions" / "step_0000004.png").is_file() and (out / "loss.png").is_file()
     # Resume: the run continues from its latest state instead of starting over.

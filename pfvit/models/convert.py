@@ -78,6 +78,7 @@ def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base
     from ..train.checkpoint import save_checkpoint
     from .mae import mae_config
     from .registry import build_model
+    from .vit import encoder_config
 
     config = mae_config(arch, img_size=img_size, patch_size=patch_size)
     model = build_model("mae", config)
@@ -87,9 +88,9 @@ def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base
         raise CheckpointError(f"{path}: encoder tensors missing for {arch} ({', '.join(missing_encoder[:4])}); "
                               "is it another architecture?")
     save_checkpoint(Path(out) / "checkpoint", model, name="mae", config=config, extra={"imported_from": str(path)})
-    enc_config = {k: config[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
-    encoder = build_model("vit_encoder", enc_config)
+    enc_config = encoder_config(config)
+    encoder = build_model("vit", enc_config)
     encoder.load_state_dict(encoder_state(model.state_dict()), strict=True)
-    save_checkpoint(Path(out) / "encoder", encoder, name="vit_encoder", config=enc_config,
+    save_checkpoint(Path(out) / "encoder", encoder, name="vit", config=enc_config,
                     extra={"imported_from": str(path)})
     return report

@@ -24,6 +24,7 @@ from ..eval.plots import image_grid, loss_curves
 from ..models.convert import encoder_state
 from ..models.mae import ARCHS, MaskedAutoencoderViT
 from ..models.registry import build_model
+from ..models.vit import encoder_config
 from .checkpoint import latest_state, save_checkpoint, save_training_state
 from .runtime import Run, RunConfig, read_metrics
 from .schedule import effective_lr, warmup_cosine, weight_decay_groups
@@ -95,10 +96,6 @@ def model_config(cfg: MAEModelConfig) -> dict:
         raise UserError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
     return {**ARCHS[cfg.arch], "img_size": cfg.img_size, "patch_size": cfg.patch_size,
             "norm_pix_loss": cfg.norm_pix_loss}
-
-
-def encoder_config(mae_cfg: dict) -> dict:
-    return {k: mae_cfg[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
 
 
 def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path) -> None:
@@ -224,9 +221,9 @@ def train(cfg: MAEPretrainConfig) -> dict:
         mae = getattr(unwrapped, "_orig_mod", unwrapped)
         save_checkpoint(run.out / "checkpoint", mae, name="mae", config=mcfg, step=progress.step,
                         data_manifest=str(cfg.data.shards), extra={"train_config": to_dict(cfg)})
-        encoder = build_model("vit_encoder", encoder_config(mcfg))
+        encoder = build_model("vit", encoder_config(mcfg))
         encoder.load_state_dict(encoder_state(mae.state_dict()), strict=True)
-        save_checkpoint(run.out / "encoder", encoder, name="vit_encoder", config=encoder_config(mcfg),
+        save_checkpoint(run.out / "encoder", encoder, name="vit", config=encoder_config(mcfg),
                         step=progress.step, data_manifest=str(cfg.data.shards))
         loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss"], run.out / "loss.png", "MAE pretraining")
     run.finish()
