@@ -92,3 +92,17 @@ def test_non_finite_loss_stops_with_step_keys_and_last_state(tmp_path):
     with pytest.raises(UserError, match=r"not finite at step 42 \(batch keys \['k1', 'k2'\]\); last good state: "
                                         r".*step_0000040; lower the lr"):
         run.check_finite(torch.tensor(float("nan")), 42, ["k1", "k2"], "lower the lr")
+
+
+def test_wandb_tracker_runs_offline_beside_the_jsonl_log(tmp_path, monkeypatch):
+    from pfvit.train.runtime import Run, RunConfig
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = RunConfig(out=str(tmp_path / "run"), wandb=True)
+    run = Run(cfg, cfg, "test")
+    assert run.accelerator.trackers and run.accelerator.trackers[0].name == "wandb"
+    run.log({"loss": 1.5}, step=1)
+    run.finish()
+    assert read_metrics(tmp_path / "run" / "metrics.jsonl")[0]["loss"] == 1.5
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))

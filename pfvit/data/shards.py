@@ -207,6 +207,21 @@ def split_urls(shard_dir: str | Path, split: str) -> list[str]:
     return urls
 
 
+def split_index(shard_dir: str | Path, split: str) -> tuple[list[str], list[int]]:
+    """The key and ``cls`` of every sample of a split, in reading (wids index) order, from the tar headers and the
+    small ``.cls`` members only: no image is decoded."""
+    import tarfile
+
+    keys, labels = [], []
+    for url in split_urls(shard_dir, split):
+        with tarfile.open(url) as tar:
+            for member in tar:
+                if member.name.endswith(".cls"):
+                    keys.append(member.name[:-len(".cls")])
+                    labels.append(int(tar.extractfile(member).read()))
+    return keys, labels
+
+
 def verify(shard_dir: str | Path) -> list[str]:
     """Re-hash every shard against the manifest; the names of those that changed or are missing."""
     manifest = read_manifest(shard_dir)
@@ -304,8 +319,17 @@ class EpochBatchSampler:
     """
 
     def __init__(self, shard_sizes: Sequence[int], batch_size: int, *, seed: int, rank: int = 0, world: int = 1,
-                 start_batch: int = 0):
-        total = sum(shard_sizes)
+                 start_batch: int = 0, keep: Sequence[bool] | None = None, weights: Sequence[float] | None = None):
+        import numpy as np
+
+        self.keep = None if keep is None else np.asarray(keep, dtype=bool)
+        # Class-balanced (or any weighted) sampling draws an epoch's worth with replacement from these weights.
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if self.weights is not None:
+            if self.keep is not None:
+                self.weights = self.weights * self.keep
+            self.weights = self.weights / self.weights.sum()
+        total = int(self.keep.sum()) if self.keep is not None else sum(shard_sizes)
         self.batches_per_epoch = total // (world * batch_size)
         if self.batches_per_epoch < 1:
             raise UserError(f"{total} samples cannot fill one batch of {batch_size} on each of {world} process(es); "
@@ -317,10 +341,16 @@ class EpochBatchSampler:
         import numpy as np
 
         rng = np.random.default_rng([self.seed, epoch])
-        offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)[:-1]])
-        order = [offsets[s] + rng.permutation(self.shard_sizes[s]) for s in rng.permutation(len(self.shard_sizes))]
-        flat = np.concatenate(order)
         per_rank = self.batches_per_epoch * self.batch_size
+        if self.weights is not None:
+            flat = rng.choice(len(self.weights), size=per_rank * self.world, replace=True, p=self.weights)
+        else:
+            offsets = np.concatenate([[0], np.cumsum(self.shard_sizes)[:-1]])
+            order = [offsets[s] + rng.permutation(self.shard_sizes[s])
+                     for s in rng.permutation(len(self.shard_sizes))]
+            flat = np.concatenate(order)
+            if self.keep is not None:
+                flat = flat[self.keep[flat]]
         return flat[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
 
     def __iter__(self):
@@ -352,14 +382,15 @@ class SeededTrainDataset(IndexedShards):
 
 def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[[dict], Any], batch_size: int, *,
                          seed: int, rank: int = 0, world: int = 1, start_batch: int = 0, num_workers: int = 0,
-                         collate: Callable | None = None):
+                         collate: Callable | None = None, keep: Sequence[bool] | None = None,
+                         weights: Sequence[float] | None = None):
     """An endless, exactly resumable training loader (see :class:`EpochBatchSampler`); returns (loader, sampler)."""
     import torch
     from torch.utils.data import DataLoader
 
     dataset = SeededTrainDataset(shard_dir, split, transform, seed)
     sampler = EpochBatchSampler(dataset.shard_sizes, batch_size, seed=seed, rank=rank, world=world,
-                                start_batch=start_batch)
+                                start_batch=start_batch, keep=keep, weights=weights)
     # A private generator: creating the loader must not draw from the global RNG (it would shift masking noise).
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
                         persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))

@@ -28,3 +28,32 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def effective_lr(blr: float, effective_batch: int) -> float:
     """lr = blr × effective batch / 256 (the MAE scaling rule)."""
     return blr * effective_batch / 256
+
+
+def vit_layer_id(name: str, depth: int) -> int:
+    """MAE / BEiT layer ids: 0 for the stem (patch_embed, cls_token, pos_embed), k+1 for ``blocks.k``, and depth+1
+    for everything after the blocks (norm, fc_norm, head)."""
+    if name in ("cls_token", "pos_embed") or name.startswith("patch_embed"):
+        return 0
+    if name.startswith("blocks."):
+        return int(name.split(".")[1]) + 1
+    return depth + 1
+
+
+def layer_decay_groups(model: nn.Module, weight_decay: float, layer_decay: float,
+                       no_weight_decay: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+    """Parameter groups with ``lr_scale = layer_decay^(depth+1 − layer id)`` (facebookresearch/mae
+    ``util/lr_decay.py``) and no weight decay for 1-D tensors and ``no_weight_decay`` names. timm's
+    ``param_groups_layer_decay`` scales the final ``norm`` like the last block instead, which changes the
+    [CLS]-token baseline (it keeps that norm); hence this rule."""
+    depth = len(model.blocks)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        no_decay = param.ndim <= 1 or name in no_weight_decay
+        layer = vit_layer_id(name, depth)
+        group = groups.setdefault((layer, no_decay), {"params": [], "weight_decay": 0.0 if no_decay else weight_decay,
+                                                      "lr_scale": layer_decay ** (depth + 1 - layer)})
+        group["params"].append(param)
+    return list(groups.values())

@@ -1,0 +1,118 @@
+"""Exact evaluation of any pfvit classifier on a shard split, on one or many processes.
+
+Every sample is seen exactly once (map-style wids dataset, accelerate's ``gather_for_metrics`` drops the padding
+of the last batch), and the count is checked against the manifest. Writes ``metrics.json``, ``confusion.png`` and
+``predictions.csv`` (key, true, predicted, one probability per class).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..data.shards import EvalDataset, read_manifest, split_index
+from ..errors import UserError
+from ..inference import load_classifier
+from ..labels import CANONICAL
+from ..train.runtime import Run, RunConfig
+from .metrics import classification_metrics, plot_confusion
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str = ""
+    shards: str = "shards/synthetic"
+    split: str = "test"
+    out: str = "runs/eval"
+    batch_size: int = 64
+    num_workers: int = 2
+    tta_flip: bool = False
+
+
+def check_protocol(labels: list[int], num_classes: int, where: str) -> None:
+    """Every label must be a class of the model's protocol."""
+    outside = [y for y in labels if not 0 <= y < num_classes]
+    if outside:
+        counts = {("unlabeled" if y < 0 else CANONICAL[y]): outside.count(y) for y in sorted(set(outside))}
+        raise UserError(f"{where} has {len(outside)} samples outside the model's {num_classes}-class protocol "
+                        f"({counts}); evaluate a model with more classes or make shards without them")
+
+
+def _uint8(sample: dict):
+    return torch.from_numpy(np.asarray(sample["jpg"]).copy()).permute(2, 0, 1)
+
+
+def predict_split(run: Run, classifier, shards: str, split: str, batch_size: int, num_workers: int,
+                  tta_flip: bool = False, desc: str = "evaluate") -> tuple[torch.Tensor, list[str], list[int]]:
+    """Class probabilities (N, K) for every sample of a split in index order, computed across all processes
+    (each sample exactly once); also the keys and labels. The count is checked against the manifest."""
+    acc = run.accelerator
+    keys, labels = split_index(shards, split)
+    dataset = _WithIndex(EvalDataset(shards, split, _uint8))
+    loader = acc.prepare(DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False))
+    all_idx, all_probs = [], []
+    with torch.no_grad():
+        for images, idx in run.progress(loader, desc=desc):
+            x = classifier.preprocess(images)
+            with acc.autocast():
+                probs = classifier(x).float().softmax(-1)
+                if tta_flip:
+                    probs = (probs + classifier(torch.flip(x, dims=[3])).float().softmax(-1)) / 2
+            idx, probs = acc.gather_for_metrics((idx.to(acc.device), probs))
+            all_idx.append(idx.cpu())
+            all_probs.append(probs.cpu())
+    idx = torch.cat(all_idx)
+    order = idx.argsort()
+    idx, probs = idx[order], torch.cat(all_probs)[order]
+    expected = read_manifest(shards)["splits"][split]["count"]
+    if idx.numel() != expected or not torch.equal(idx, torch.arange(expected)):
+        raise UserError(f"evaluation saw {idx.numel()} samples ({torch.unique(idx).numel()} distinct) but the "
+                        f"manifest of {shards} counts {expected} in {split!r}")
+    return probs, keys, labels
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    if not cfg.checkpoint:
+        raise UserError("checkpoint=PATH is required (a fine-tuned or exported classifier folder)")
+    run = Run(RunConfig(out=cfg.out), cfg, "evaluate")
+    classifier = load_classifier(cfg.checkpoint).to(run.device)
+    names = classifier.class_names
+    check_protocol(split_index(cfg.shards, cfg.split)[1], len(names), f"split {cfg.split!r} of {cfg.shards}")
+    probs, keys, labels = predict_split(run, classifier, cfg.shards, cfg.split, cfg.batch_size, cfg.num_workers,
+                                        cfg.tta_flip)
+    pred = probs.argmax(-1)
+    metrics = {**classification_metrics(torch.tensor(labels), pred, names), "split": cfg.split,
+               "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip}
+    if run.is_main:
+        out = Path(cfg.out)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_confusion(metrics, out / "confusion.png", title=f"{Path(cfg.checkpoint).name} on {cfg.split}: "
+                       f"acc {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+        with open(out / "predictions.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["key", "true", "predicted", *[f"p_{n}" for n in names]])
+            for i, key in enumerate(keys):
+                writer.writerow([key, names[labels[i]], names[pred[i]], *[f"{p:.6f}" for p in probs[i].tolist()]])
+        run.info(f"{cfg.split}: accuracy {metrics['accuracy']:.4f}, mean class accuracy "
+                 f"{metrics['mean_class_accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {len(keys)} samples")
+    run.finish()
+    return metrics
+
+
+class _WithIndex(torch.utils.data.Dataset):
+    """Pairs each item with its index, so gathered predictions can be put back in order."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        return self.dataset[i], i

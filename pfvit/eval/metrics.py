@@ -1,0 +1,57 @@
+"""Classification metrics (torchmetrics) in the form every report uses, and the confusion-matrix picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_confusion_matrix,
+                                                    multiclass_f1_score, multiclass_precision, multiclass_recall)
+
+
+def classification_metrics(target: torch.Tensor, pred: torch.Tensor, class_names: Sequence[str]) -> dict:
+    """Accuracy, mean per-class accuracy (= macro recall), macro-F1, per-class precision / recall, the confusion
+    matrix (rows = true class) and the sample count."""
+    k = len(class_names)
+    target, pred = target.long().cpu(), pred.long().cpu()
+    per_p = multiclass_precision(pred, target, k, average=None, zero_division=0)
+    per_r = multiclass_recall(pred, target, k, average=None, zero_division=0)
+    return {
+        "num_samples": int(target.numel()),
+        "accuracy": multiclass_accuracy(pred, target, k, average="micro").item(),
+        "mean_class_accuracy": multiclass_accuracy(pred, target, k, average="macro").item(),
+        "macro_f1": multiclass_f1_score(pred, target, k, average="macro", zero_division=0).item(),
+        "per_class": {name: {"precision": per_p[i].item(), "recall": per_r[i].item(),
+                             "support": int((target == i).sum())} for i, name in enumerate(class_names)},
+        "confusion_matrix": multiclass_confusion_matrix(pred, target, k).tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = torch.tensor(metrics["confusion_matrix"], dtype=torch.float64)
+    norm = cm / cm.sum(dim=1, keepdim=True).clamp(min=1)
+    names = metrics["class_names"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names), 0.8 + 0.7 * len(names)), dpi=100)
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

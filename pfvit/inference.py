@@ -1,0 +1,85 @@
+"""Load any pfvit classifier checkpoint and predict on pre-aligned faces.
+
+``load_classifier(path)`` rebuilds the model from the checkpoint alone and applies the checkpoint's own
+preprocessing (size, normalisation): ``predict`` takes PIL images (any size or mode) or uint8 tensors
+(3, H, W) / (N, 3, H, W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from .errors import CheckpointError, UserError
+from .train.checkpoint import load_model, read_meta
+
+CLASSIFIER_MODELS = ("vit",)
+
+
+@dataclass
+class Prediction:
+    labels: torch.Tensor         # (N,) class indices
+    probabilities: torch.Tensor  # (N, K)
+    names: list[str]             # class name of each prediction
+
+
+class Classifier(nn.Module):
+    """A classifier with its preprocessing: ``forward`` takes normalised tensors, ``predict`` raw images."""
+
+    def __init__(self, model: nn.Module, class_names: Sequence[str], img_size: int, mean: Sequence[float],
+                 std: Sequence[float]):
+        super().__init__()
+        self.model = model
+        self.class_names = list(class_names)
+        self.img_size = img_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def preprocess(self, images) -> torch.Tensor:
+        """PIL images or uint8 tensors → a normalised float batch at the model's size."""
+        if isinstance(images, (Image.Image, torch.Tensor)):
+            images = [images] if isinstance(images, Image.Image) or images.dim() == 3 else list(images)
+        batch = []
+        for img in images:
+            if isinstance(img, Image.Image):
+                img = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1)
+            if img.dtype != torch.uint8 or img.dim() != 3 or img.shape[0] != 3:
+                raise UserError(f"predict takes PIL images or uint8 tensors (3, H, W); got {img.dtype} "
+                                f"{tuple(img.shape)}")
+            x = img.float().unsqueeze(0) / 255.0
+            batch.append(F.interpolate(x, size=(self.img_size, self.img_size), mode="bicubic",
+                                       align_corners=False, antialias=True).clamp(0, 1))
+        x = torch.cat(batch).to(self.mean.device)
+        return (x - self.mean) / self.std
+
+    @torch.no_grad()
+    def predict(self, images) -> Prediction:
+        probs = self(self.preprocess(images)).float().softmax(dim=-1)
+        labels = probs.argmax(dim=-1)
+        return Prediction(labels.cpu(), probs.cpu(), [self.class_names[i] for i in labels.tolist()])
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else."""
+    meta = read_meta(path)
+    preprocess = meta.get("extra", {}).get("preprocess")
+    if meta["model"] not in CLASSIFIER_MODELS or not meta.get("label_names") or preprocess is None \
+            or not meta["config"].get("num_classes"):
+        raise CheckpointError(f"{path} is not a classifier checkpoint (model {meta['model']!r} without class names "
+                              "or a head); use a fine-tuned or exported classifier")
+    model = load_model(path, expected=CLASSIFIER_MODELS)
+    if meta["config"]["num_classes"] != len(meta["label_names"]):
+        raise CheckpointError(f"{path}: {meta['config']['num_classes']} outputs but {len(meta['label_names'])} "
+                              "class names")
+    return Classifier(model, meta["label_names"], preprocess["img_size"], preprocess["mean"],
+                      preprocess["std"]).eval()

@@ -1,0 +1,335 @@
+"""The ViT baseline (PF-ViT paper §3.1): a pretrained encoder plus one linear layer on [CLS], fine-tuned per data set.
+
+Two recipes, by ``optim.recipe``:
+
+* ``paper`` — Adam, lr 1e-4, batch 32, ×0.1 when the validation metric has not improved for 30 epochs, ≤ 100
+  epochs, random scale + horizontal flip;
+* ``mae`` — MAE's fine-tuning recipe: AdamW with layer-wise lr decay and weight decay (except norms, biases,
+  tokens, position table), per-iteration warmup + cosine, drop path, label smoothing, optional mixup / cutmix
+  (timm), RandAugment and random erasing.
+
+Model selection uses the validation split only; ``OUT/best`` (best validation metric) and ``OUT/last`` are
+classifier checkpoints that :func:`pfvit.inference.load_classifier` and ``evaluate.py`` take.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import Mixup, create_transform
+from timm.layers import trunc_normal_
+
+from ..config import to_dict
+from ..data.shards import indexed_train_loader, split_index
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import CheckpointError, UserError
+from ..eval.evaluate import predict_split
+from ..eval.metrics import classification_metrics
+from ..eval.plots import loss_curves
+from ..inference import Classifier
+from ..labels import CANONICAL, class_names
+from ..models.convert import encoder_state, load_into, read_torch_state
+from ..models.mae import ARCHS
+from ..models.registry import build_model
+from ..train.checkpoint import WEIGHTS, latest_state, read_meta, save_checkpoint, save_training_state
+from .runtime import Run, RunConfig, read_metrics
+from .schedule import effective_lr, layer_decay_groups, warmup_cosine
+
+# Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
+HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
+
+
+@dataclass
+class FTModelConfig:
+    arch: str = "vit_tiny"
+    img_size: int = 224
+    patch_size: int = 16
+    num_classes: int = 7
+    global_pool: Literal["token", "avg"] = "token"
+    drop_path: float = 0.0
+    # A pfvit MAE / encoder checkpoint folder or an official / MAE-SFER .pth; null trains from scratch (warned).
+    init: Optional[str] = None
+
+
+@dataclass
+class FTDataConfig:
+    shards: str = "shards/synthetic"
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 32
+    num_workers: int = 2
+    balanced_sampling: bool = False
+    class_weighted_loss: bool = False
+    # json key holding per-class vote counts (FER+): train on the vote distribution instead of the label.
+    soft_labels: Optional[str] = None
+
+
+@dataclass
+class FTAugConfig:
+    scale: tuple[float, float] = (0.8, 1.0)
+    hflip: float = 0.5
+    color_jitter: Optional[float] = None
+    randaugment: Optional[str] = None  # timm string, e.g. rand-m9-mstd0.5-inc1
+    reprob: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class FTOptimConfig:
+    recipe: Literal["paper", "mae"] = "paper"
+    lr: Optional[float] = None  # paper: 1e-4; mae: blr × effective batch / 256 when unset
+    blr: float = 5e-4
+    layer_decay: float = 0.75
+    weight_decay: float = 0.05
+    epochs: int = 100
+    warmup_epochs: float = 5.0
+    min_lr: float = 1e-6
+    plateau_patience: int = 30
+    plateau_factor: float = 0.1
+    clip_grad: Optional[float] = None
+    max_steps: Optional[int] = None
+
+
+@dataclass
+class FinetuneConfig:
+    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/vit"))
+    model: FTModelConfig = field(default_factory=FTModelConfig)
+    data: FTDataConfig = field(default_factory=FTDataConfig)
+    aug: FTAugConfig = field(default_factory=FTAugConfig)
+    optim: FTOptimConfig = field(default_factory=FTOptimConfig)
+    select_metric: Literal["accuracy", "mean_class_accuracy", "macro_f1"] = "accuracy"
+
+
+class Progress:
+    """Counters saved with the accelerate state."""
+
+    def __init__(self):
+        self.step, self.epoch, self.best = 0, 0, -1.0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.epoch, self.best = int(state["step"]), int(state["epoch"]), float(state["best"])
+
+
+def classifier_config(cfg: FTModelConfig) -> dict:
+    if cfg.arch not in ARCHS:
+        raise UserError(f"model.arch={cfg.arch!r} is not one of {', '.join(ARCHS)}")
+    class_names(cfg.num_classes)
+    arch = ARCHS[cfg.arch]
+    return {"img_size": cfg.img_size, "patch_size": cfg.patch_size, "embed_dim": arch["embed_dim"],
+            "depth": arch["depth"], "num_heads": arch["num_heads"], "num_classes": cfg.num_classes,
+            "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
+
+
+def pretrained_state(path: str) -> dict[str, torch.Tensor]:
+    """Encoder tensors from a pfvit MAE / ViT checkpoint folder or an official-style .pth."""
+    p = Path(path)
+    if p.is_dir():
+        from safetensors.torch import load_file
+
+        meta = read_meta(p)
+        if meta["model"] not in ("mae", "vit"):
+            raise CheckpointError(f"{p} holds a {meta['model']!r} model; model.init needs a MAE or ViT checkpoint")
+        state = load_file(p / WEIGHTS)
+    else:
+        state = read_torch_state(p)
+    return encoder_state(state)
+
+
+def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
+    """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. Head: N(0, 2e-5) as MAE."""
+    trunc_normal_(model.head.weight, std=2e-5)
+    if path is None:
+        msg = ("model.init is not set: fine-tuning a ViT from RANDOM initialisation, without MAE pretraining; "
+               "expect far lower accuracy (set model.init=runs/…/checkpoint)")
+        run.info("WARNING " + msg)
+        if run.is_main:
+            print(f"warning: {msg}", flush=True)
+        return {"init": None}
+    report = load_into(model, pretrained_state(path), path)
+    unexpected_ok = {"norm.weight", "norm.bias"} if not hasattr(model.norm, "weight") else set()
+    bad_missing = [k for k in report.missing if k not in HEAD_KEYS]
+    bad_unexpected = [k for k in report.unexpected if k not in unexpected_ok]
+    if bad_missing or bad_unexpected:
+        raise CheckpointError(f"{path} does not fit the ViT encoder: missing {bad_missing[:4]}, unexpected "
+                              f"{bad_unexpected[:4]}; check model.arch, model.img_size and model.patch_size")
+    run.info(f"initialised from {path}: {report}")
+    return {"init": str(path), "loaded_tensors": report.loaded}
+
+
+def make_optimizer(model: nn.Module, cfg: FTOptimConfig, eff_batch: int):
+    """(optimizer, base lr). Paper: Adam without decay. MAE: AdamW over layer-decayed groups (``lr_scale``)."""
+    if cfg.recipe == "paper":
+        lr = cfg.lr if cfg.lr is not None else 1e-4
+        return torch.optim.Adam(model.parameters(), lr=lr), lr
+    lr = cfg.lr if cfg.lr is not None else effective_lr(cfg.blr, eff_batch)
+    groups = layer_decay_groups(model, cfg.weight_decay, cfg.layer_decay, set(model.no_weight_decay()))
+    return torch.optim.AdamW(groups, lr=lr), lr
+
+
+def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a distribution (mixup / cutmix targets, FER+ vote distributions)."""
+    return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def train(cfg: FinetuneConfig) -> dict:
+    run = Run(cfg.run, cfg, "finetune_vit")
+    acc = run.accelerator
+    names = class_names(cfg.model.num_classes)
+    mconfig = classifier_config(cfg.model)
+    model = build_model("vit", mconfig)
+    init_info = init_from_pretrained(model, cfg.model.init, run)
+
+    _, labels = split_index(cfg.data.shards, cfg.data.train_split)
+    keep = [0 <= y < cfg.model.num_classes for y in labels]
+    dropped = dict(Counter("unlabeled" if y < 0 else CANONICAL[y] for y, k in zip(labels, keep) if not k))
+    if dropped:
+        run.info(f"excluded {sum(dropped.values())} training samples outside the {cfg.model.num_classes}-class "
+                 f"protocol: {dropped}")
+    counts = torch.bincount(torch.tensor([y for y, k in zip(labels, keep) if k]), minlength=cfg.model.num_classes)
+    if (counts == 0).any():
+        missing = [names[i] for i in range(len(names)) if counts[i] == 0]
+        raise UserError(f"split {cfg.data.train_split!r} of {cfg.data.shards} has no samples of {missing}; "
+                        "use a protocol without them or other shards")
+    weights = [1.0 / counts[y].item() if k else 0.0 for y, k in zip(labels, keep)] \
+        if cfg.data.balanced_sampling else None
+    class_weights = (counts.sum() / counts.float() / len(counts)).to(acc.device) \
+        if cfg.data.class_weighted_loss else None
+
+    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
+    steps_per_epoch = max(1, sum(keep) // eff_batch)
+    total_steps = cfg.optim.epochs * steps_per_epoch
+    if cfg.optim.max_steps is not None:
+        total_steps = min(total_steps, cfg.optim.max_steps)
+    optimizer, base_lr = make_optimizer(model, cfg.optim, eff_batch)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.optim.plateau_factor,
+                                                         patience=cfg.optim.plateau_patience)
+    model, optimizer = acc.prepare(model, optimizer)
+    progress = Progress()
+    acc.register_for_checkpointing(progress)
+    acc.register_for_checkpointing(plateau)
+    resume = latest_state(cfg.run.out) if cfg.run.resume else None
+    if resume is not None:
+        acc.load_state(str(resume))
+        run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
+    run.info(f"ViT baseline {cfg.model.arch}, {cfg.model.num_classes} classes, recipe {cfg.optim.recipe}, "
+             f"lr {base_lr:.3g}, {sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch)")
+
+    transform = create_transform(cfg.model.img_size, is_training=True, scale=cfg.aug.scale, hflip=cfg.aug.hflip,
+                                 color_jitter=cfg.aug.color_jitter, auto_augment=cfg.aug.randaugment,
+                                 re_prob=cfg.aug.reprob, interpolation="bicubic", mean=IMAGENET_MEAN,
+                                 std=IMAGENET_STD)
+    soft_key = cfg.data.soft_labels
+
+    def make_example(sample: dict):
+        target = sample["cls"]
+        if soft_key is not None:
+            votes = sample["json"].get(soft_key)
+            if votes is None or len(votes) < cfg.model.num_classes:
+                raise UserError(f"sample {sample['__key__']}: json has no {cfg.model.num_classes} vote counts under "
+                                f"{soft_key!r} (data.soft_labels)")
+            v = torch.tensor(votes[:cfg.model.num_classes], dtype=torch.float32)
+            target = v / v.sum().clamp(min=1e-6)
+        return transform(sample["jpg"]), target
+
+    loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
+                                     seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
+                                     start_batch=progress.step * cfg.run.grad_accum_steps,
+                                     num_workers=cfg.data.num_workers, keep=keep, weights=weights)
+    mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=cfg.aug.label_smoothing,
+                  num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
+    unwrapped = acc.unwrap_model(model)
+    preprocess = {"img_size": cfg.model.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
+
+    def validate() -> dict:
+        model.eval()
+        clf = Classifier(unwrapped, names, cfg.model.img_size, IMAGENET_MEAN, IMAGENET_STD).to(acc.device)
+        probs, _, val_labels = predict_split(run, clf, cfg.data.shards, cfg.data.val_split, cfg.data.batch_size,
+                                             cfg.data.num_workers, desc="validate")
+        model.train()
+        mask = torch.tensor([0 <= y < cfg.model.num_classes for y in val_labels])
+        return classification_metrics(torch.tensor(val_labels)[mask], probs.argmax(-1)[mask], names)
+
+    def save(name: str, metrics: dict) -> None:
+        if run.is_main:
+            save_checkpoint(run.out / name, unwrapped, name="vit", config=mconfig, label_names=names,
+                            step=progress.step, data_manifest=str(cfg.data.shards),
+                            extra={"preprocess": preprocess, "val": {k: metrics[k] for k in
+                                                                     ("accuracy", "mean_class_accuracy", "macro_f1")},
+                                   "train_config": to_dict(cfg), **init_info})
+
+    model.train()
+    window, t0, lr = [], time.time(), base_lr
+    bar = run.progress(total=total_steps, initial=progress.step, desc="finetune")
+    for images, target in loader:
+        if progress.step >= total_steps:
+            break
+        images, target = images.to(acc.device), target.to(acc.device)
+        if mixup is not None and soft_key is None:
+            images, target = mixup(images, target)
+        with acc.accumulate(model):
+            with acc.autocast():
+                logits = model(images)
+                if target.dim() == 2:
+                    loss = soft_target_loss(logits.float(), target)
+                else:
+                    loss = F.cross_entropy(logits.float(), target, weight=class_weights,
+                                           label_smoothing=cfg.aug.label_smoothing)
+            run.check_finite(loss, progress.step, [], "lower optim.lr or set optim.clip_grad")
+            acc.backward(loss)
+            if acc.sync_gradients:
+                if cfg.optim.clip_grad is not None:
+                    acc.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+                if cfg.optim.recipe == "mae":
+                    lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+                else:
+                    lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if not acc.sync_gradients:
+            continue
+        progress.step += 1
+        bar.update(1)
+        if progress.step % cfg.run.log_every == 0:
+            run.log({"loss": sum(window) / len(window), "lr": lr,
+                     "images_per_s": len(window) * images.shape[0] * acc.num_processes / (time.time() - t0)},
+                    progress.step)
+            window, t0 = [], time.time()
+        if progress.step % steps_per_epoch == 0 or progress.step == total_steps:
+            progress.epoch = math.ceil(progress.step / steps_per_epoch)
+            metrics = validate()
+            score = metrics[cfg.select_metric]
+            run.log({f"val_{k}": metrics[k] for k in ("accuracy", "mean_class_accuracy", "macro_f1")}, progress.step)
+            run.info(f"epoch {progress.epoch} step {progress.step}: val {cfg.select_metric} {score:.4f} "
+                     f"(best {max(score, progress.best):.4f})")
+            if cfg.optim.recipe == "paper":
+                plateau.step(score)
+            if score > progress.best:
+                progress.best = score
+                save("best", metrics)
+            save("last", metrics)
+            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+    bar.close()
+    result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
+                                                     "excluded_train_samples": dropped})
+    if run.is_main:
+        loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss", "val_accuracy"], run.out / "loss.png",
+                    "ViT fine-tune")
+    run.finish()
+    return result

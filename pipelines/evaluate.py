@@ -1,0 +1,23 @@
+"""Evaluate a classifier checkpoint on a shard split: metrics.json, confusion.png, predictions.csv.
+
+    python pipelines/evaluate.py checkpoint=runs/vit/best shards=shards/synthetic split=test out=runs/vit/eval_test
+    accelerate launch --multi_gpu --num_processes 8 pipelines/evaluate.py checkpoint=… shards=… tta_flip=true
+
+Every sample is counted exactly once across processes, and the count is checked against the shard manifest.
+"""
+
+import sys
+
+from pfvit.config import parse_stage_args
+from pfvit.errors import cli_entry
+from pfvit.eval.evaluate import EvalConfig, evaluate
+
+
+@cli_entry
+def main(argv=None) -> int:
+    evaluate(parse_stage_args(EvalConfig, argv, __doc__))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Metrics against a hand computation, classifier loading, exact evaluation on 1 and 2 processes, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pfvit.errors import CheckpointError
+from pfvit.eval.metrics import classification_metrics
+from pfvit.inference import load_classifier
+from pfvit.labels import class_names
+from pfvit.models.mae import MaskedAutoencoderViT
+from pfvit.models.vit import build_vit
+from pfvit.train.checkpoint import save_checkpoint
+from pfvit.train.finetune import FTOptimConfig, make_optimizer
+from conftest import BIN, PYTHON, run_script
+
+SMALL = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2)
+
+
+def classifier_checkpoint(path, num_classes=8, img_size=32):
+    torch.manual_seed(0)
+    cfg = {**SMALL, "img_size": img_size, "num_classes": num_classes}
+    return save_checkpoint(path, build_vit(**cfg), name="vit", config=cfg, label_names=class_names(num_classes),
+                           extra={"preprocess": {"img_size": img_size, "mean": list(IMAGENET_MEAN),
+                                                 "std": list(IMAGENET_STD)}})
+
+
+def test_metrics_equal_a_hand_computation():
+    names = ["a", "b", "c"]
+    target = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    pred = torch.tensor([0, 0, 1, 2, 1, 0, 2, 2, 2, 1])
+    m = classification_metrics(target, pred, names)
+    assert m["num_samples"] == 10
+    assert m["accuracy"] == pytest.approx(6 / 10)
+    recall = [2 / 4, 1 / 2, 3 / 4]
+    precision = [2 / 3, 1 / 3, 3 / 4]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    assert m["mean_class_accuracy"] == pytest.approx(sum(recall) / 3)
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert [m["per_class"][n]["precision"] for n in names] == pytest.approx(precision)
+    assert [m["per_class"][n]["recall"] for n in names] == pytest.approx(recall)
+    assert m["confusion_matrix"] == [[2, 1, 1], [1, 1, 0], [0, 1, 3]]
+
+
+def test_layer_decay_groups_scale_each_block_and_skip_decay_where_due():
+    model = build_vit(**SMALL, num_classes=7)
+    optimizer, lr = make_optimizer(model, FTOptimConfig(recipe="mae", layer_decay=0.5, weight_decay=0.05, blr=1e-3),
+                                   eff_batch=256)
+    assert lr == pytest.approx(1e-3)
+    where = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            where[id(p)] = (group["lr_scale"], group["weight_decay"])
+    names = dict(model.named_parameters())
+    depth = 3
+    # BEiT/MAE rule: layer 0 = patch_embed, cls_token, pos_embed; blocks.k = k+1; head and norms = depth+1 (×1).
+    assert where[id(names["patch_embed.proj.weight"])] == (0.5 ** (depth + 1), 0.05)
+    assert where[id(names["cls_token"])] == (0.5 ** (depth + 1), 0.0)
+    assert where[id(names["pos_embed"])] == (0.5 ** (depth + 1), 0.0)
+    for k in range(depth):
+        assert where[id(names[f"blocks.{k}.attn.qkv.weight"])] == (0.5 ** (depth - k), 0.05)
+        assert where[id(names[f"blocks.{k}.attn.qkv.bias"])] == (0.5 ** (depth - k), 0.0)
+        assert where[id(names[f"blocks.{k}.norm1.weight"])][1] == 0.0
+    assert where[id(names["head.weight"])] == (1.0, 0.05)
+    assert where[id(names["norm.weight"])] == (1.0, 0.0)
+    # Weight decay really reaches the optimizer (the references' bug: it never did).
+    assert any(g["weight_decay"] == 0.05 for g in optimizer.param_groups)
+    paper, lr = make_optimizer(model, FTOptimConfig(recipe="paper"), eff_batch=32)
+    assert isinstance(paper, torch.optim.Adam) and lr == 1e-4
+
+
+def test_load_classifier_predicts_on_pil_and_uint8_and_refuses_non_classifiers(tmp_path):
+    clf = load_classifier(classifier_checkpoint(tmp_path / "clf"))
+    images = [Image.new("RGB", (50, 70), (200, 10, 10)), Image.new("L", (48, 48), 128),
+              Image.new("RGBA", (64, 64), (0, 0, 255, 100))]
+    out = clf.predict(images)
+    assert out.probabilities.shape == (3, 8) and torch.allclose(out.probabilities.sum(1), torch.ones(3))
+    assert out.names == [clf.class_names[i] for i in out.labels]
+    batch = torch.randint(0, 256, (2, 3, 40, 40), dtype=torch.uint8)
+    assert clf.predict(batch).labels.shape == (2,)
+    assert torch.equal(clf.predict(batch[0]).probabilities, clf.predict(batch[:1]).probabilities)
+    with pytest.raises(Exception, match="uint8 tensors"):
+        clf.predict(torch.rand(3, 40, 40))
+    mae = tmp_path / "mae"
+    save_checkpoint(mae, MaskedAutoencoderViT(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2,
+                                              decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2),
+                    name="mae", config={})
+    with pytest.raises(CheckpointError, match="is not a classifier checkpoint"):
+        load_classifier(mae)
+    meta = json.loads((tmp_path / "clf" / "meta.json").read_text())
+    meta["label_names"] = meta["label_names"][:7]
+    (tmp_path / "clf" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="8 outputs but 7 class names"):
+        load_classifier(tmp_path / "clf")
+
+
+def test_evaluation_is_exact_and_identical_on_one_and_two_processes(synthetic_shards, tmp_path):
+    ckpt = classifier_checkpoint(tmp_path / "clf", img_size=64)
+    common = ["pipelines/evaluate.py", f"checkpoint={ckpt}", f"shards={synthetic_shards}", "split=test",
+              "batch_size=6", "num_workers=0"]
+    one = run_script([PYTHON, *common, f"out={tmp_path / 'one'}"])
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = run_script([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", *common,
+                      f"out={tmp_path / 'two'}"], env={"ACCELERATE_USE_CPU": "1"})
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert a["num_samples"] == 40 and sum(map(sum, a["confusion_matrix"])) == 40
+    assert a == b
+    rows = (tmp_path / "one" / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("key,true,predicted,p_neutral") and len(rows) == 41
+    assert len({r.split(",")[0] for r in rows[1:]}) == 40
+    assert (tmp_path / "one" / "confusion.png").stat().st_size > 1000
+
+
+def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
+    seven = classifier_checkpoint(tmp_path / "seven", num_classes=7, img_size=64)
+    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={seven}", f"shards={synthetic_shards}",
+                       f"out={tmp_path / 'e'}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "outside the model's 7-class protocol ({'contempt':" in proc.stderr
+    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={tmp_path / 'nothing'}",
+                       f"shards={synthetic_shards}", f"out={tmp_path / 'e'}"])
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = run_script([PYTHON, "pipelines/finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml",
+                       "model.num_classes=6", f"data.shards={synthetic_shards}", f"run.out={tmp_path / 'f'}"])
+    assert proc.returncode == 2 and "num_classes=6 is not a protocol" in proc.stderr
+    proc = run_script([PYTHON, "pipelines/finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml",
+                       f"model.init={seven}", "model.img_size=64", f"data.shards={synthetic_shards}",
+                       f"run.out={tmp_path / 'g'}"])
+    assert proc.returncode == 2 and "has shape" in proc.stderr and "the model needs" in proc.stderr
