@@ -1,6 +1,8 @@
 """Stage 1: a raw data set → aligned faces in webdataset shards with a manifest and wids indexes.
 
     python pipelines/make_shards.py --source synthetic --num 4000 --identities 120 --out shards/synthetic
+    python pipelines/make_shards.py --source folder --root CK+48 --dataset ckplus48 \
+        --subject-regex '^(S\d+)_' --out shards/ckplus48
     python pipelines/make_shards.py --verify shards/synthetic
 
 Output: OUT/{split}-%06d.tar, OUT/manifest.json, OUT/{split}.wids.json (see pfvit/data/shards.py).
@@ -14,6 +16,7 @@ import argparse
 import sys
 
 from pfvit.data.shards import default_rank_world, log_line, verify, write_shards
+from pfvit.data.sources.folder import folder_specs, parse_class_map
 from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.errors import UserError, cli_entry
 
@@ -21,11 +24,15 @@ from pfvit.errors import UserError, cli_entry
 def parse_args(argv=None) -> argparse.Namespace:
     rank, world = default_rank_world()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", choices=["synthetic"], default="synthetic", help="data set reader")
+    p.add_argument("--source", choices=["synthetic", "folder"], default="synthetic", help="data set reader")
+    p.add_argument("--root", help="folder: ROOT/<class>/<image> (or ROOT/{train,val,test}/<class>/<image>)")
+    p.add_argument("--dataset", default="folder", help="folder: data set name recorded in every sample")
+    p.add_argument("--class-map", help="folder: extra class-folder names, e.g. 'ang=anger,joy=happy'")
+    p.add_argument("--subject-regex", help="folder: regex whose group 1 is the subject id (subject-disjoint splits)")
     p.add_argument("--out", default="shards/synthetic", help="output folder (default: %(default)s)")
     p.add_argument("--num", type=int, default=4000, help="synthetic: number of samples over all splits")
     p.add_argument("--identities", type=int, default=120, help="synthetic: number of identities (split disjointly)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic: family seed")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: family seed; folder: split seed")
     p.add_argument("--size", type=int, default=224, help="output face size in pixels")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")
     p.add_argument("--maxcount", type=int, default=1000, help="samples per shard")
@@ -49,9 +56,16 @@ def main(argv=None) -> int:
     for name in ("num", "identities", "size", "maxcount", "workers"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    specs = synthetic_specs(args.num, args.identities, args.seed, args.size, args.quality)
-    info = {"name": "synthetic", "num": args.num, "identities": args.identities, "seed": args.seed,
-            "size": args.size, "quality": args.quality}
+    if args.source == "synthetic":
+        specs = synthetic_specs(args.num, args.identities, args.seed, args.size, args.quality)
+        info = {"name": "synthetic", "num": args.num, "identities": args.identities, "seed": args.seed}
+    else:
+        if not args.root:
+            raise UserError("--source folder needs --root PATH")
+        specs = folder_specs(args.root, args.dataset, args.size, args.quality, args.seed,
+                             parse_class_map(args.class_map), args.subject_regex)
+        info = {"name": args.dataset, "root": str(args.root), "seed": args.seed, "subject_regex": args.subject_regex}
+    info.update(size=args.size, quality=args.quality)
     # The command is recorded without --rank/--world, so every rank writes the same manifest.
     command = [a for a in sys.argv if not a.startswith(("--rank", "--world"))] if argv is None else list(argv)
     manifest = write_shards(args.out, specs, maxcount=args.maxcount, workers=args.workers, rank=args.rank,

@@ -1,0 +1,102 @@
+"""Folder source: real CK+48 frames → canonical labels and subject-disjoint splits; awkward files converted or
+rejected with a reason, never lost."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pfvit.data.shards import EvalDataset, read_manifest
+from pfvit.labels import CANONICAL
+from conftest import PYTHON, run_script
+
+CK_CLASSES = {"anger": "anger", "contempt": "contempt", "disgust": "disgust", "fear": "fear", "happy": "happy",
+              "sadness": "sad", "surprise": "surprise"}
+
+
+def make(*args):
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", *args])
+    return proc
+
+
+def test_ckplus48_labels_counts_and_subject_disjoint_splits(shared_data, tmp_path):
+    root = shared_data / "ckplus48" / "CK+48"
+    proc = make("--root", str(root), "--dataset", "ckplus48", "--subject-regex", r"^(S\d+)_", "--size", "48",
+                "--out", str(tmp_path / "ck"))
+    assert proc.returncode == 0, proc.stderr
+    manifest = read_manifest(tmp_path / "ck")
+    splits = manifest["splits"]
+    totals = {name: sum(s["per_class"][name] for s in splits.values()) for name in CANONICAL}
+    for folder, name in CK_CLASSES.items():
+        assert totals[name] == len(list((root / folder).iterdir())), folder
+    assert totals["neutral"] == 0 and sum(s["rejected"] for s in splits.values()) == 0
+    subjects = [set(s["subjects"]) for s in splits.values()]
+    assert len(set.union(*subjects)) == 118 and not (subjects[0] & subjects[1] or subjects[0] & subjects[2]
+                                                       or subjects[1] & subjects[2])
+    ds = EvalDataset(tmp_path / "ck", "test", lambda s: s)
+    sample = ds[0]
+    meta = sample["json"]
+    assert CK_CLASSES[meta["original_label"]] == CANONICAL[sample["cls"]] == meta["label_name"]
+    original = np.asarray(Image.open(root / meta["source"]).convert("L"), dtype=np.int16)
+    stored = np.asarray(sample["jpg"], dtype=np.int16)
+    assert stored.shape == (48, 48, 3) and np.abs(stored.mean(axis=2) - original).mean() < 4  # JPEG noise only
+
+
+def test_awkward_files_are_converted_or_rejected_with_reasons(tmp_path):
+    root = tmp_path / "faces"
+    (root / "happy").mkdir(parents=True)
+    (root / "sad").mkdir()
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
+    rgb.save(root / "happy" / "plain.png")
+    Image.new("RGBA", (30, 30), (255, 0, 0, 128)).save(root / "happy" / "alpha.png")
+    Image.fromarray((rng.integers(0, 65535, (30, 30))).astype(np.uint16)).save(root / "happy" / "deep16.png")
+    rgb.convert("CMYK").save(root / "happy" / "cmyk.jpg")
+    rgb.convert("P").save(root / "happy" / "palette.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    rgb.save(root / "happy" / "rotated.jpg", exif=exif)
+    (root / "sad" / "empty.jpg").write_bytes(b"")
+    good = root / "sad" / "good.jpg"
+    rgb.save(good)
+    (root / "sad" / "truncated.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (root / "sad" / "notes.txt").write_text("not an image")
+    proc = make("--root", str(root), "--size", "32", "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    manifest = read_manifest(tmp_path / "s")
+    rejects = [r for s in manifest["splits"].values() for r in s["rejects"]]
+    reasons = {Path(r["source"]).name: r["reason"] for r in rejects}
+    assert reasons.keys() == {"empty.jpg", "truncated.jpg", "notes.txt"}
+    assert reasons["empty.jpg"] == "empty file"
+    assert reasons["truncated.jpg"].startswith("cannot decode image") and "truncated" in reasons["truncated.jpg"]
+    assert reasons["notes.txt"].startswith("cannot decode image")
+    kept = sum(s["count"] for s in manifest["splits"].values())
+    assert kept + len(rejects) == 10  # nothing disappears without a count
+    samples = {}
+    for split in manifest["splits"]:
+        if manifest["splits"][split]["count"]:
+            ds = EvalDataset(tmp_path / "s", split, lambda s: s)
+            samples.update({Path(ds[i]["json"]["source"]).name: ds[i] for i in range(len(ds))})
+    assert samples["rotated.jpg"]["json"]["original_size"] == [40, 30]  # EXIF rotation applied (was 30×40)
+    assert samples["alpha.png"]["jpg"].size == (32, 32)
+    assert np.asarray(samples["deep16.png"]["jpg"]).std() > 10  # 16-bit scaled, not clipped to white
+
+
+def test_unknown_class_folders_need_a_map(tmp_path):
+    root = tmp_path / "faces"
+    (root / "grumpy").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "grumpy" / "a.png")
+    for split in ("x", "y", "z"):
+        (root / "happy").mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8)).save(root / "happy" / f"{split}.png")
+    proc = make("--root", str(root), "--out", str(tmp_path / "s"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "class folders ['grumpy'] are no expression names; map them with --class-map grumpy=" in proc.stderr
+    proc = make("--root", str(root), "--class-map", "grumpy=anger", "--size", "16", "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    per_class = {n: sum(s["per_class"][n] for s in read_manifest(tmp_path / "s")["splits"].values())
+                 for n in CANONICAL}
+    assert per_class["anger"] == 1 and per_class["happy"] == 3
+    proc = make("--root", str(root), "--class-map", "grumpy=bored", "--out", str(tmp_path / "t"))
+    assert proc.returncode == 2 and "'bored' is not an expression" in proc.stderr
