@@ -14,7 +14,7 @@ ARGS ?=
 DEMO := runs/demo
 DEMO_SHARDS := shards/synthetic
 
-.PHONY: setup test demo shards-demo mae-demo clean-demo
+.PHONY: setup test demo clean-demo
 
 setup: $(STAMP)
 
@@ -30,8 +30,9 @@ test: setup
 	$(PY) -m pytest -q
 
 # ---- the demo chain on synthetic faces (stages are file targets: a re-run redoes only what changed) ----------
-demo: setup $(DEMO)/mae/checkpoint/meta.json
-	@echo "demo done: shards in $(DEMO_SHARDS), MAE in $(DEMO)/mae (reconstructions/, loss.png, metrics.jsonl)"
+demo: setup $(DEMO)/vit/eval_test/metrics.json
+	@echo "demo done: shards in $(DEMO_SHARDS); MAE in $(DEMO)/mae (reconstructions/, loss.png);" \
+		"ViT baseline in $(DEMO)/vit (best/, last/, loss.png); test metrics in $(DEMO)/vit/eval_test"
 
 $(DEMO_SHARDS)/manifest.json: | setup
 	$(PY) pipelines/make_shards.py --source synthetic --num 3000 --identities 100 --size 112 --maxcount 500 \
@@ -40,6 +41,14 @@ $(DEMO_SHARDS)/manifest.json: | setup
 $(DEMO)/mae/checkpoint/meta.json: $(DEMO_SHARDS)/manifest.json configs/mae_pretrain/demo.yaml
 	$(ACCELERATE) launch $(ACCELERATE_ARGS) pipelines/mae_pretrain.py --config configs/mae_pretrain/demo.yaml \
 		data.shards=$(DEMO_SHARDS) run.out=$(DEMO)/mae $(ARGS)
+
+$(DEMO)/vit/best/meta.json: $(DEMO)/mae/checkpoint/meta.json configs/finetune_vit/demo.yaml
+	$(ACCELERATE) launch $(ACCELERATE_ARGS) pipelines/finetune_vit.py --config configs/finetune_vit/demo.yaml \
+		data.shards=$(DEMO_SHARDS) model.init=$(DEMO)/mae/checkpoint run.out=$(DEMO)/vit $(ARGS)
+
+$(DEMO)/vit/eval_test/metrics.json: $(DEMO)/vit/best/meta.json
+	$(ACCELERATE) launch $(ACCELERATE_ARGS) pipelines/evaluate.py checkpoint=$(DEMO)/vit/best \
+		shards=$(DEMO_SHARDS) split=test out=$(DEMO)/vit/eval_test
 
 clean-demo:
 	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json

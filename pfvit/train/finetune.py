@@ -40,7 +40,7 @@ from ..models.convert import encoder_state, load_into, read_torch_state
 from ..models.mae import ARCHS
 from ..models.registry import build_model
 from ..train.checkpoint import WEIGHTS, latest_state, read_meta, save_checkpoint, save_training_state
-from .runtime import Run, RunConfig, read_metrics
+from .runtime import Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, layer_decay_groups, warmup_cosine
 
 # Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
@@ -108,19 +108,6 @@ class FinetuneConfig:
     aug: FTAugConfig = field(default_factory=FTAugConfig)
     optim: FTOptimConfig = field(default_factory=FTOptimConfig)
     select_metric: Literal["accuracy", "mean_class_accuracy", "macro_f1"] = "accuracy"
-
-
-class Progress:
-    """Counters saved with the accelerate state."""
-
-    def __init__(self):
-        self.step, self.epoch, self.best = 0, 0, -1.0
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "best": self.best}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step, self.epoch, self.best = int(state["step"]), int(state["epoch"]), float(state["best"])
 
 
 def classifier_config(cfg: FTModelConfig) -> dict:

@@ -26,7 +26,7 @@ from ..models.mae import ARCHS, MaskedAutoencoderViT
 from ..models.registry import build_model
 from ..models.vit import encoder_config
 from .checkpoint import latest_state, save_checkpoint, save_training_state
-from .runtime import Run, RunConfig, read_metrics
+from .runtime import Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, warmup_cosine, weight_decay_groups
 
 
@@ -73,20 +73,6 @@ class MAEPretrainConfig:
     optim: MAEOptimConfig = field(default_factory=MAEOptimConfig)
     vis_every: int = 500
     compile: bool = False
-
-
-class Progress:
-    """Step counters saved and restored with the accelerate state."""
-
-    def __init__(self):
-        self.step = 0
-        self.samples = 0
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "samples": self.samples}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step, self.samples = int(state["step"]), int(state["samples"])
 
 
 def model_config(cfg: MAEModelConfig) -> dict:

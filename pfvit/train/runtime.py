@@ -62,6 +62,21 @@ def cpu_multiprocess_fix() -> bool:
     return False
 
 
+class Progress:
+    """Training counters (optimizer steps, epochs, samples seen, best validation score), registered with
+    ``accelerator.register_for_checkpointing`` so that a resumed run continues from them."""
+
+    def __init__(self):
+        self.step, self.epoch, self.samples, self.best = 0, 0, 0, -1.0
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, value in vars(self).items():
+            setattr(self, name, type(value)(state[name]))
+
+
 class Run:
     """One training run: the accelerator, the output folder, metric logging and periodic progress lines."""
 
