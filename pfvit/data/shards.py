@@ -15,6 +15,7 @@ stopped and ends byte-identical to an unbroken one (tar entries carry ``mtime=0`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -279,7 +280,10 @@ class IndexedShards:
         split_urls(shard_dir, split)  # clear errors for a missing manifest or split
         entry = read_manifest(shard_dir)["splits"][split]
         self.shard_sizes = [s["count"] for s in entry["shards"] if s["count"] > 0]
-        self._ds = wids.ShardListDataset(str(index), localname=lambda url: url, keep=True)
+        # No string transformations (deprecated in wids): fields come back as bytes and are decoded here. wids
+        # announces every dataset it opens on stderr; that line is noise in training logs.
+        with contextlib.redirect_stderr(io.StringIO()):
+            self._ds = wids.ShardListDataset(str(index), localname=lambda url: url, keep=True, transformations=[])
         if len(self._ds) != entry["count"]:
             raise UserError(f"{index} lists {len(self._ds)} samples but the manifest counts {entry['count']}; "
                             "the shards changed after they were written (run make_shards.py --verify)")
@@ -289,11 +293,11 @@ class IndexedShards:
 
     def sample(self, i: int) -> dict:
         raw = self._ds[i]
-        sample = {"__key__": raw["__key__"], "cls": int(raw[".cls"]), "json": raw[".json"]}
+        key = raw["__key__"]
+        sample = {"__key__": key, "cls": int(raw[".cls"].getvalue()), "json": json.loads(raw[".json"].getvalue())}
         for name, value in raw.items():
             if name.endswith("jpg"):
-                sample[name.lstrip(".")] = value.convert("RGB") if isinstance(value, Image.Image) else \
-                    decode_image(value.read() if hasattr(value, "read") else value, raw["__key__"])
+                sample[name.lstrip(".")] = decode_image(value.getvalue(), key)
         return sample
 
 
