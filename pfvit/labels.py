@@ -80,6 +80,16 @@ def to_canonical(dataset: str, code: int | str) -> int:
     raise UserError(f"label {code!r} is not a code of {dataset}; valid codes: {sorted(table, key=str)}")
 
 
+def outside_protocol(labels, num_classes: int) -> dict[str, int]:
+    """How many of ``labels`` (canonical indices) are no class of the protocol, by name (``unlabeled`` for -1)."""
+    counts: dict[str, int] = {}
+    for y in labels:
+        if not 0 <= y < num_classes:
+            name = "unlabeled" if y < 0 else CANONICAL[y]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def to_protocol(index: int, num_classes: int) -> int:
     """Map a canonical index into a protocol, :data:`UNLABELED` when the protocol drops the class."""
     class_names(num_classes)

@@ -60,3 +60,12 @@ def test_protocols_keep_neutral_first_and_seven_drops_contempt():
     assert [to_protocol(i, 7) for i in range(7)] == list(range(7))
     with pytest.raises(UserError, match="use 7"):
         class_names(6)
+
+
+def test_outside_protocol_counts_by_name():
+    from pfvit.labels import outside_protocol
+
+    labels = [0, 7, 7, -1, 3, 6]
+    assert outside_protocol(labels, 7) == {"contempt": 2, "unlabeled": 1}
+    assert outside_protocol(labels, 8) == {"unlabeled": 1}
+    assert outside_protocol([0, 1], 7) == {}

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from ..data.shards import EvalDataset, read_manifest, split_index
 from ..errors import UserError
 from ..inference import load_classifier
-from ..labels import CANONICAL
+from ..labels import outside_protocol
 from ..train.runtime import Run, RunConfig
 from .metrics import classification_metrics, plot_confusion
 
@@ -37,23 +37,22 @@ class EvalConfig:
 
 def check_protocol(labels: list[int], num_classes: int, where: str) -> None:
     """Every label must be a class of the model's protocol."""
-    outside = [y for y in labels if not 0 <= y < num_classes]
-    if outside:
-        counts = {("unlabeled" if y < 0 else CANONICAL[y]): outside.count(y) for y in sorted(set(outside))}
-        raise UserError(f"{where} has {len(outside)} samples outside the model's {num_classes}-class protocol "
-                        f"({counts}); evaluate a model with more classes or make shards without them")
+    counts = outside_protocol(labels, num_classes)
+    if counts:
+        raise UserError(f"{where} has {sum(counts.values())} samples outside the model's {num_classes}-class "
+                        f"protocol ({counts}); evaluate a model with more classes or make shards without them")
 
 
 def _uint8(sample: dict):
     return torch.from_numpy(np.asarray(sample["jpg"]).copy()).permute(2, 0, 1)
 
 
-def predict_split(run: Run, classifier, shards: str, split: str, batch_size: int, num_workers: int,
-                  tta_flip: bool = False, desc: str = "evaluate") -> tuple[torch.Tensor, list[str], list[int]]:
-    """Class probabilities (N, K) for every sample of a split in index order, computed across all processes
-    (each sample exactly once); also the keys and labels. The count is checked against the manifest."""
+def predict_split(run: Run, classifier, shards: str, split: str, index: tuple[list[str], list[int]],
+                  batch_size: int, num_workers: int, tta_flip: bool = False, desc: str = "evaluate") -> torch.Tensor:
+    """Class probabilities (N, K) for every sample of a split in index order (``index``: its
+    :func:`split_index`), computed across all processes, each sample exactly once; the count is checked against
+    the manifest and the index."""
     acc = run.accelerator
-    keys, labels = split_index(shards, split)
     dataset = _WithIndex(EvalDataset(shards, split, _uint8))
     loader = acc.prepare(DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False))
     all_idx, all_probs = [], []
@@ -71,10 +70,10 @@ def predict_split(run: Run, classifier, shards: str, split: str, batch_size: int
     order = idx.argsort()
     idx, probs = idx[order], torch.cat(all_probs)[order]
     expected = read_manifest(shards)["splits"][split]["count"]
-    if idx.numel() != expected or not torch.equal(idx, torch.arange(expected)):
-        raise UserError(f"evaluation saw {idx.numel()} samples ({torch.unique(idx).numel()} distinct) but the "
-                        f"manifest of {shards} counts {expected} in {split!r}")
-    return probs, keys, labels
+    if idx.numel() != expected or not torch.equal(idx, torch.arange(expected)) or len(index[0]) != expected:
+        raise UserError(f"evaluation saw {idx.numel()} samples ({torch.unique(idx).numel()} distinct) and the shard "
+                        f"headers list {len(index[0])}, but the manifest of {shards} counts {expected} in {split!r}")
+    return probs
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -83,9 +82,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     run = Run(RunConfig(out=cfg.out), cfg, "evaluate")
     classifier = load_classifier(cfg.checkpoint).to(run.device)
     names = classifier.class_names
-    check_protocol(split_index(cfg.shards, cfg.split)[1], len(names), f"split {cfg.split!r} of {cfg.shards}")
-    probs, keys, labels = predict_split(run, classifier, cfg.shards, cfg.split, cfg.batch_size, cfg.num_workers,
-                                        cfg.tta_flip)
+    keys, labels = split_index(cfg.shards, cfg.split)
+    check_protocol(labels, len(names), f"split {cfg.split!r} of {cfg.shards}")
+    probs = predict_split(run, classifier, cfg.shards, cfg.split, (keys, labels), cfg.batch_size, cfg.num_workers,
+                          cfg.tta_flip)
     pred = probs.argmax(-1)
     metrics = {**classification_metrics(torch.tensor(labels), pred, names), "split": cfg.split,
                "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip}

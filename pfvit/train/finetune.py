@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -35,7 +34,7 @@ from ..eval.evaluate import predict_split
 from ..eval.metrics import classification_metrics
 from ..eval.plots import loss_curves
 from ..inference import Classifier
-from ..labels import CANONICAL, class_names
+from ..labels import class_names, outside_protocol
 from ..models.convert import encoder_state, load_into, read_torch_state
 from ..models.mae import ARCHS
 from ..models.registry import build_model
@@ -181,7 +180,7 @@ def train(cfg: FinetuneConfig) -> dict:
 
     _, labels = split_index(cfg.data.shards, cfg.data.train_split)
     keep = [0 <= y < cfg.model.num_classes for y in labels]
-    dropped = dict(Counter("unlabeled" if y < 0 else CANONICAL[y] for y, k in zip(labels, keep) if not k))
+    dropped = outside_protocol(labels, cfg.model.num_classes)
     if dropped:
         run.info(f"excluded {sum(dropped.values())} training samples outside the {cfg.model.num_classes}-class "
                  f"protocol: {dropped}")
@@ -241,12 +240,15 @@ def train(cfg: FinetuneConfig) -> dict:
     preprocess = {"img_size": cfg.model.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
 
+    val_index = split_index(cfg.data.shards, cfg.data.val_split)
+
     def validate() -> dict:
         model.eval()
         clf = Classifier(unwrapped, names, cfg.model.img_size, IMAGENET_MEAN, IMAGENET_STD).to(acc.device)
-        probs, _, val_labels = predict_split(run, clf, cfg.data.shards, cfg.data.val_split, cfg.data.batch_size,
-                                             cfg.data.num_workers, desc="validate")
+        probs = predict_split(run, clf, cfg.data.shards, cfg.data.val_split, val_index, cfg.data.batch_size,
+                              cfg.data.num_workers, desc="validate")
         model.train()
+        val_labels = val_index[1]
         mask = torch.tensor([0 <= y < cfg.model.num_classes for y in val_labels])
         return classification_metrics(torch.tensor(val_labels)[mask], probs.argmax(-1)[mask], names)
 
@@ -267,27 +269,18 @@ def train(cfg: FinetuneConfig) -> dict:
         images, target = images.to(acc.device), target.to(acc.device)
         if mixup is not None and soft_key is None:
             images, target = mixup(images, target)
-        with acc.accumulate(model):
-            with acc.autocast():
-                logits = model(images)
-                if target.dim() == 2:
-                    loss = soft_target_loss(logits.float(), target)
-                else:
-                    loss = F.cross_entropy(logits.float(), target, weight=class_weights,
-                                           label_smoothing=cfg.aug.label_smoothing)
-            run.check_finite(loss, progress.step, [], "lower optim.lr or set optim.clip_grad")
-            acc.backward(loss)
-            if acc.sync_gradients:
-                if cfg.optim.clip_grad is not None:
-                    acc.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-                if cfg.optim.recipe == "mae":
-                    lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr * group.get("lr_scale", 1.0)
-                else:
-                    lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        def compute_loss():
+            logits = model(images).float()
+            if target.dim() == 2:
+                return soft_target_loss(logits, target)
+            return F.cross_entropy(logits, target, weight=class_weights, label_smoothing=cfg.aug.label_smoothing)
+
+        # The MAE recipe sets the lr every step; the paper's plateau scheduler owns it otherwise.
+        step_lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr) \
+            if cfg.optim.recipe == "mae" else None
+        loss = run.train_step(model, optimizer, compute_loss, lr=step_lr, clip_grad=cfg.optim.clip_grad,
+                              step=progress.step, hint="lower optim.lr or set optim.clip_grad")
+        lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
         window.append(loss.item())
         if not acc.sync_gradients:
             continue

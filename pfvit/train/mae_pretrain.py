@@ -100,22 +100,9 @@ def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_r
 
 def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, lr: float,
                    clip_grad: float | None, step: int, keys=()) -> float:
-    """One micro-batch: forward under the launcher's precision, finite-loss check, backward, and — when
-    accumulation is complete — lr, clipping and the optimizer step. Returns the loss."""
-    acc = run.accelerator
-    with acc.accumulate(model):
-        with acc.autocast():
-            loss, _, _ = model(imgs, mask_ratio)
-        run.check_finite(loss, step, keys, "lower optim.blr or set optim.clip_grad")
-        acc.backward(loss)
-        if acc.sync_gradients:
-            if clip_grad is not None:
-                acc.clip_grad_norm_(model.parameters(), clip_grad)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return loss.item()
+    """One MAE micro-batch through :meth:`Run.train_step`. Returns the loss."""
+    return run.train_step(model, optimizer, lambda: model(imgs, mask_ratio)[0], lr=lr, clip_grad=clip_grad,
+                          step=step, keys=keys, hint="lower optim.blr or set optim.clip_grad").item()
 
 
 def make_loader(cfg: MAEPretrainConfig, transform, acc, urls, start_batch: int, num_batches: int):

@@ -115,9 +115,11 @@ class Run:
                                            init_kwargs={"wandb": {"name": f"{stage}:{self.out.name}",
                                                                   "dir": str(self.out)}})
         self._metrics_path = self.out / "metrics.jsonl"
-        if self.is_main and self._metrics_path.exists() and not self._metrics_path.read_bytes().endswith(b"\n"):
-            with open(self._metrics_path, "a") as fh:  # a killed run may have left half a line
-                fh.write("\n")
+        if self.is_main and self._metrics_path.exists() and self._metrics_path.stat().st_size:
+            with open(self._metrics_path, "rb+") as fh:  # a killed run may have left half a line
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
         self._t0 = time.time()
         self.info(f"{stage}: {self.accelerator.num_processes} process(es), device {self.accelerator.device}, "
                   f"mixed precision {self.accelerator.mixed_precision}, output {self.out}")
@@ -163,6 +165,27 @@ class Run:
 
             raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); last good state: "
                             f"{latest_state(self.out) or 'none'}; {hint}")
+
+    def train_step(self, model, optimizer, compute_loss, *, lr: float | None, clip_grad: float | None, step: int,
+                   keys=(), hint: str = "lower the learning rate or set optim.clip_grad") -> torch.Tensor:
+        """One micro-batch under ``accumulate``: the loss (``compute_loss()``) under the launcher's precision, a
+        finite-loss check on every process, backward, and — when accumulation is complete — clipping, the lr
+        (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step."""
+        acc = self.accelerator
+        with acc.accumulate(model):
+            with acc.autocast():
+                loss = compute_loss()
+            self.check_finite(loss, step, keys, hint)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                if clip_grad is not None:
+                    acc.clip_grad_norm_(model.parameters(), clip_grad)
+                if lr is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
     def write_result(self, model: torch.nn.Module, step: int, extra: dict | None = None) -> dict:
         """Gather every process's step and a weight checksum into ``OUT/result.json``: a run whose processes
