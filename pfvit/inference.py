@@ -20,7 +20,8 @@ from PIL import Image
 from .errors import CheckpointError, UserError
 from .train.checkpoint import load_model, read_meta
 
-CLASSIFIER_MODELS = ("vit",)
+# Checkpoints that classify: the ViT baseline, PF-ViT's export (E + S + C), and full PF-ViT (its E + S + C is used).
+CLASSIFIER_MODELS = ("vit", "pfvit_classifier", "pfvit")
 
 
 @dataclass
@@ -81,5 +82,7 @@ def load_classifier(path: str | Path) -> Classifier:
     if meta["config"]["num_classes"] != len(meta["label_names"]):
         raise CheckpointError(f"{path}: {meta['config']['num_classes']} outputs but {len(meta['label_names'])} "
                               "class names")
+    if meta["model"] == "pfvit":
+        model = model.classifier
     return Classifier(model, meta["label_names"], preprocess["img_size"], preprocess["mean"],
                       preprocess["std"]).eval()

@@ -42,3 +42,34 @@ def synthetic_shards(tmp_path_factory) -> Path:
                        "--maxcount", "50", "--out", str(out)])
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def assert_kill_resume_identical(args: list[str], tmp_path: Path, state_step: int, last_step: int,
+                                 keys=("loss",)) -> None:
+    """Run ``args`` unbroken into tmp_path/a; run it again into tmp_path/b, SIGKILL it as soon as the training
+    state of ``state_step`` is on disk, resume it, and require the same per-step values of ``keys``, bit for bit
+    (the runs must log every step)."""
+    import signal
+    import time
+
+    from pfvit.train.runtime import read_metrics
+
+    unbroken = run_script(args + [f"run.out={tmp_path / 'a'}"])
+    assert unbroken.returncode == 0, unbroken.stderr[-2000:]
+    out = tmp_path / "b"
+    proc = subprocess.Popen(args + [f"run.out={out}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "state" / f"step_{state_step:07d}").is_dir() and time.time() < deadline \
+            and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").exists(), "the run finished before it could be killed"
+    resumed = run_script(args + [f"run.out={out}"])
+    assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr[-2000:]
+    for key in keys:
+        a = {r["step"]: r[key] for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if key in r}
+        b = {r["step"]: r[key] for r in read_metrics(out / "metrics.jsonl") if key in r}  # later records win
+        assert sorted(a) == sorted(b) == list(range(1, last_step + 1))
+        assert [b[s] for s in a] == [a[s] for s in a], key  # bit-identical sequence

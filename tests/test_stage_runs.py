@@ -51,32 +51,11 @@ def test_two_cpu_processes_agree_and_precision_comes_from_the_launcher(synthetic
 
 
 def test_killed_run_resumes_with_the_same_loss_sequence(synthetic_shards, tmp_path):
-    import signal
-    import subprocess
-    import time
-
-    from conftest import PYTHON, ROOT
+    from conftest import PYTHON, assert_kill_resume_identical
 
     args = [PYTHON, *COMMON, f"data.shards={synthetic_shards}", "optim.max_steps=24", "run.save_every=8",
             "run.log_every=1", "data.num_workers=1"]
-    unbroken = run_script(args + [f"run.out={tmp_path / 'a'}"])
-    assert unbroken.returncode == 0, unbroken.stderr[-2000:]
-    # Kill the second run with SIGKILL as soon as its first state is on disk, then start it again.
-    out = tmp_path / "b"
-    proc = subprocess.Popen(args + [f"run.out={out}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (out / "state" / "step_0000008").is_dir() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "result.json").exists(), "the run finished before it could be killed"
-    resumed = run_script(args + [f"run.out={out}"])
-    assert resumed.returncode == 0 and "resumed from" in resumed.stderr
-    a = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "a" / "metrics.jsonl")}
-    b = {r["step"]: r["loss"] for r in read_metrics(out / "metrics.jsonl")}  # later records win
-    assert sorted(a) == sorted(b) == list(range(1, 25))
-    assert [b[s] for s in a] == [a[s] for s in a]  # bit-identical loss sequence
+    assert_kill_resume_identical(args, tmp_path, state_step=8, last_step=24)
 
 
 def test_non_finite_loss_stops_with_step_keys_and_last_state(tmp_path):

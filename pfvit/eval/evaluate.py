@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ from torch.utils.data import DataLoader
 
 from ..data.shards import EvalDataset, read_manifest, split_index
 from ..errors import UserError
-from ..inference import load_classifier
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..inference import Classifier, load_classifier
 from ..labels import outside_protocol
 from ..train.runtime import Run, RunConfig
 from .metrics import classification_metrics, plot_confusion
@@ -33,6 +35,13 @@ class EvalConfig:
     batch_size: int = 64
     num_workers: int = 2
     tta_flip: bool = False
+    # Poker-face measures (pfvit checkpoints only): PSNR/SSIM against the true neutral twin, identity, and the
+    # neutral share by an independent classifier (judge=CHECKPOINT, e.g. the ViT baseline).
+    pokerface: bool = False
+    judge: Optional[str] = None
+    pokerface_limit: Optional[int] = None
+    fr_model: str = "none"
+    fr_weights: Optional[str] = None
 
 
 def check_protocol(labels: list[int], num_classes: int, where: str) -> None:
@@ -76,6 +85,21 @@ def predict_split(run: Run, classifier, shards: str, split: str, index: tuple[li
     return probs
 
 
+def split_metrics(run: Run, module: torch.nn.Module, names: list[str], img_size: int, data, index) -> dict:
+    """Classification metrics of a model (normalised tensors → logits) on ``data.val_split`` of ``data.shards``
+    (the validation pass of every training stage); samples outside the model's protocol are left out. The
+    module's train/eval mode is restored afterwards."""
+    was_training = module.training
+    module.eval()
+    clf = Classifier(module, names, img_size, IMAGENET_MEAN, IMAGENET_STD).to(run.device)
+    probs = predict_split(run, clf, data.shards, data.val_split, index, data.batch_size, data.num_workers,
+                          desc="validate")
+    module.train(was_training)
+    labels = torch.tensor(index[1])
+    inside = (labels >= 0) & (labels < len(names))
+    return classification_metrics(labels[inside], probs.argmax(-1)[inside], names)
+
+
 def evaluate(cfg: EvalConfig) -> dict:
     if not cfg.checkpoint:
         raise UserError("checkpoint=PATH is required (a fine-tuned or exported classifier folder)")
@@ -89,6 +113,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     pred = probs.argmax(-1)
     metrics = {**classification_metrics(torch.tensor(labels), pred, names), "split": cfg.split,
                "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip}
+    if cfg.pokerface and run.is_main:
+        metrics["pokerface"] = _pokerface(cfg, run.device)
     if run.is_main:
         out = Path(cfg.out)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -103,6 +129,25 @@ def evaluate(cfg: EvalConfig) -> dict:
                  f"{metrics['mean_class_accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {len(keys)} samples")
     run.finish()
     return metrics
+
+
+def _pokerface(cfg: EvalConfig, device) -> dict:
+    from ..models.facerec import build_face_embedder
+    from ..train.checkpoint import load_model, read_meta
+    from .pokerface import pokerface_metrics
+
+    if read_meta(cfg.checkpoint)["model"] != "pfvit":
+        raise UserError(f"pokerface=true needs a full PF-ViT checkpoint (run.out/best of pfvit_train.py); "
+                        f"{cfg.checkpoint} has no generator")
+    judge = load_classifier(cfg.judge).to(device) if cfg.judge else None
+    if judge is not None and judge.class_names[0] != "neutral":
+        raise UserError(f"judge {cfg.judge} does not have neutral as class 0 ({judge.class_names[:3]})")
+    fr = build_face_embedder(cfg.fr_model, cfg.fr_weights)
+    result = pokerface_metrics(load_model(cfg.checkpoint, expected="pfvit"), cfg.shards, cfg.split,
+                               batch_size=cfg.batch_size, judge=judge, fr=None if fr is None else fr.to(device),
+                               device=device, limit=cfg.pokerface_limit, sheet=Path(cfg.out) / "pokerface.png")
+    result["judge"] = cfg.judge
+    return result
 
 
 class _WithIndex(torch.utils.data.Dataset):

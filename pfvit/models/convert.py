@@ -53,6 +53,23 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def read_pretrained(path: str | Path, allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The state dict of a pfvit checkpoint folder holding one of the ``allowed`` models, or of an official-style
+    ``.pth`` file."""
+    from safetensors.torch import load_file
+
+    from ..train.checkpoint import WEIGHTS, read_meta
+
+    p = Path(path)
+    if p.is_dir():
+        meta = read_meta(p)
+        if meta["model"] not in allowed:
+            raise CheckpointError(f"{p} holds a {meta['model']!r} model; this needs a {' or '.join(allowed)} "
+                                  "checkpoint")
+        return load_file(p / WEIGHTS)
+    return read_torch_state(p)
+
+
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:
     """Load what fits by name and shape; a tensor with the right name but another shape is an error."""
     own = model.state_dict()

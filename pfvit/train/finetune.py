@@ -30,15 +30,13 @@ from ..config import to_dict
 from ..data.shards import indexed_train_loader, split_index
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError, UserError
-from ..eval.evaluate import predict_split
-from ..eval.metrics import classification_metrics
+from ..eval.evaluate import split_metrics
 from ..eval.plots import loss_curves
-from ..inference import Classifier
 from ..labels import class_names, outside_protocol
-from ..models.convert import encoder_state, load_into, read_torch_state
+from ..models.convert import encoder_state, load_into, read_pretrained
 from ..models.mae import ARCHS
 from ..models.registry import build_model
-from ..train.checkpoint import WEIGHTS, latest_state, read_meta, save_checkpoint, save_training_state
+from ..train.checkpoint import latest_state, save_checkpoint, save_training_state
 from .runtime import Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, layer_decay_groups, warmup_cosine
 
@@ -72,15 +70,26 @@ class FTDataConfig:
 
 
 @dataclass
-class FTAugConfig:
+class AugConfig:
+    """Training augmentation of the classifier stages (timm ``create_transform``)."""
     scale: tuple[float, float] = (0.8, 1.0)
     hflip: float = 0.5
     color_jitter: Optional[float] = None
     randaugment: Optional[str] = None  # timm string, e.g. rand-m9-mstd0.5-inc1
     reprob: float = 0.0
+
+
+@dataclass
+class FTAugConfig(AugConfig):
     mixup: float = 0.0
     cutmix: float = 0.0
     label_smoothing: float = 0.0
+
+
+def train_transform(img_size: int, aug: AugConfig):
+    return create_transform(img_size, is_training=True, scale=aug.scale, hflip=aug.hflip,
+                            color_jitter=aug.color_jitter, auto_augment=aug.randaugment, re_prob=aug.reprob,
+                            interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 @dataclass
@@ -119,21 +128,6 @@ def classifier_config(cfg: FTModelConfig) -> dict:
             "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
 
 
-def pretrained_state(path: str) -> dict[str, torch.Tensor]:
-    """Encoder tensors from a pfvit MAE / ViT checkpoint folder or an official-style .pth."""
-    p = Path(path)
-    if p.is_dir():
-        from safetensors.torch import load_file
-
-        meta = read_meta(p)
-        if meta["model"] not in ("mae", "vit"):
-            raise CheckpointError(f"{p} holds a {meta['model']!r} model; model.init needs a MAE or ViT checkpoint")
-        state = load_file(p / WEIGHTS)
-    else:
-        state = read_torch_state(p)
-    return encoder_state(state)
-
-
 def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
     """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. Head: N(0, 2e-5) as MAE."""
     trunc_normal_(model.head.weight, std=2e-5)
@@ -144,7 +138,7 @@ def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
         if run.is_main:
             print(f"warning: {msg}", flush=True)
         return {"init": None}
-    report = load_into(model, pretrained_state(path), path)
+    report = load_into(model, encoder_state(read_pretrained(path, ("mae", "vit"))), path)
     unexpected_ok = {"norm.weight", "norm.bias"} if not hasattr(model.norm, "weight") else set()
     bad_missing = [k for k in report.missing if k not in HEAD_KEYS]
     bad_unexpected = [k for k in report.unexpected if k not in unexpected_ok]
@@ -170,6 +164,26 @@ def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
+def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int):
+    """Which training samples a K-class protocol keeps, their sampling weights (class-balanced sampling) and the
+    class weights of the loss: (keep, weights or None, class_weights or None, excluded counts)."""
+    names = class_names(num_classes)
+    _, labels = split_index(data.shards, data.train_split)
+    keep = [0 <= y < num_classes for y in labels]
+    dropped = outside_protocol(labels, num_classes)
+    if dropped:
+        run.info(f"excluded {sum(dropped.values())} training samples outside the {num_classes}-class protocol: "
+                 f"{dropped}")
+    counts = torch.bincount(torch.tensor([y for y, k in zip(labels, keep) if k]), minlength=num_classes)
+    if (counts == 0).any():
+        missing = [names[i] for i in range(len(names)) if counts[i] == 0]
+        raise UserError(f"split {data.train_split!r} of {data.shards} has no samples of {missing}; "
+                        "use a protocol without them or other shards")
+    weights = [1.0 / counts[y].item() if k else 0.0 for y, k in zip(labels, keep)] if data.balanced_sampling else None
+    class_weights = (counts.sum() / counts.float() / len(counts)).to(run.device) if data.class_weighted_loss else None
+    return keep, weights, class_weights, dropped
+
+
 def train(cfg: FinetuneConfig) -> dict:
     run = Run(cfg.run, cfg, "finetune_vit")
     acc = run.accelerator
@@ -178,21 +192,7 @@ def train(cfg: FinetuneConfig) -> dict:
     model = build_model("vit", mconfig)
     init_info = init_from_pretrained(model, cfg.model.init, run)
 
-    _, labels = split_index(cfg.data.shards, cfg.data.train_split)
-    keep = [0 <= y < cfg.model.num_classes for y in labels]
-    dropped = outside_protocol(labels, cfg.model.num_classes)
-    if dropped:
-        run.info(f"excluded {sum(dropped.values())} training samples outside the {cfg.model.num_classes}-class "
-                 f"protocol: {dropped}")
-    counts = torch.bincount(torch.tensor([y for y, k in zip(labels, keep) if k]), minlength=cfg.model.num_classes)
-    if (counts == 0).any():
-        missing = [names[i] for i in range(len(names)) if counts[i] == 0]
-        raise UserError(f"split {cfg.data.train_split!r} of {cfg.data.shards} has no samples of {missing}; "
-                        "use a protocol without them or other shards")
-    weights = [1.0 / counts[y].item() if k else 0.0 for y, k in zip(labels, keep)] \
-        if cfg.data.balanced_sampling else None
-    class_weights = (counts.sum() / counts.float() / len(counts)).to(acc.device) \
-        if cfg.data.class_weighted_loss else None
+    keep, weights, class_weights, dropped = sampling_plan(run, cfg.data, cfg.model.num_classes)
 
     eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
     steps_per_epoch = max(1, sum(keep) // eff_batch)
@@ -213,10 +213,7 @@ def train(cfg: FinetuneConfig) -> dict:
     run.info(f"ViT baseline {cfg.model.arch}, {cfg.model.num_classes} classes, recipe {cfg.optim.recipe}, "
              f"lr {base_lr:.3g}, {sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch)")
 
-    transform = create_transform(cfg.model.img_size, is_training=True, scale=cfg.aug.scale, hflip=cfg.aug.hflip,
-                                 color_jitter=cfg.aug.color_jitter, auto_augment=cfg.aug.randaugment,
-                                 re_prob=cfg.aug.reprob, interpolation="bicubic", mean=IMAGENET_MEAN,
-                                 std=IMAGENET_STD)
+    transform = train_transform(cfg.model.img_size, cfg.aug)
     soft_key = cfg.data.soft_labels
 
     def make_example(sample: dict):
@@ -243,14 +240,7 @@ def train(cfg: FinetuneConfig) -> dict:
     val_index = split_index(cfg.data.shards, cfg.data.val_split)
 
     def validate() -> dict:
-        model.eval()
-        clf = Classifier(unwrapped, names, cfg.model.img_size, IMAGENET_MEAN, IMAGENET_STD).to(acc.device)
-        probs = predict_split(run, clf, cfg.data.shards, cfg.data.val_split, val_index, cfg.data.batch_size,
-                              cfg.data.num_workers, desc="validate")
-        model.train()
-        val_labels = val_index[1]
-        mask = torch.tensor([0 <= y < cfg.model.num_classes for y in val_labels])
-        return classification_metrics(torch.tensor(val_labels)[mask], probs.argmax(-1)[mask], names)
+        return split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, val_index)
 
     def save(name: str, metrics: dict) -> None:
         if run.is_main:

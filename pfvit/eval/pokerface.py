@@ -1,0 +1,104 @@
+"""Poker-face quality, measured (seed 004 shows pictures only; these are the numbers behind them).
+
+On shards whose samples carry the true neutral twin (``neutral.jpg``, the synthetic source):
+
+* PSNR / SSIM of the poker face x̃ vs the twin, next to the input x vs the twin and the reconstruction x̂ vs the
+  twin, over the expressive (non-neutral) faces. x̂ and x̃ come from the same generator with the same blur, so
+  "x̃ is closer to the twin than x̂ is" isolates the removal of the expression from the generator's fidelity;
+* the share of poker faces that an independent classifier (``judge``) calls neutral, next to its share on the
+  inputs;
+* identity preservation: the FR cosine of x̃ vs x when an FR network is given, otherwise SSIM(x̃, x) as a
+  pixel-space proxy (named in the output);
+* the reconstruction error of x̂ (MSE and PSNR vs x), which is all that real data without twins allows besides
+  the neutral share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from ..data.shards import EvalDataset
+from ..data.transforms import denormalize, eval_transform
+from ..labels import NEUTRAL
+from .plots import image_grid
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+
+
+@torch.no_grad()
+def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, judge=None, fr=None,
+                      device: str | torch.device = "cpu", limit: int | None = None,
+                      sheet: str | Path | None = None, sheet_rows: int = 8) -> dict:
+    """The measures above for ``split`` of ``shards`` (the first ``limit`` samples when given). ``model`` is a
+    :class:`~pfvit.models.pfvit.PokerFaceViT`; ``judge`` a :class:`~pfvit.inference.Classifier` whose class 0 is
+    neutral; ``fr`` a :class:`~pfvit.models.facerec.FrozenFaceEmbedder`. ``sheet``: a PNG of input | poker face
+    | reconstruction (| true neutral)."""
+    model = model.to(device).eval()
+    size = model.classifier.encoder.patch_embed.img_size[0]
+    transform = eval_transform(size)
+    data = EvalDataset(shards, split, lambda s: s)
+    count = len(data) if limit is None else min(limit, len(data))
+    acc: dict[str, list[torch.Tensor]] = {}
+    rows, has_twins = [], True
+
+    def add(name: str, values: torch.Tensor) -> None:
+        acc.setdefault(name, []).append(values.float().cpu())
+
+    for start in range(0, count, batch_size):
+        samples = [data[i] for i in range(start, min(start + batch_size, count))]
+        x = torch.stack([transform(s["jpg"]) for s in samples]).to(device)
+        labels = torch.tensor([s["cls"] for s in samples])
+        out = model(x, render_emotion=False)
+        x01, rec01, poker01 = denormalize(x), denormalize(out["reconstruction"].float()), \
+            denormalize(out["poker_face"].float())
+        add("label", labels)
+        add("rec_mse", (rec01 - x01).pow(2).flatten(1).mean(1))
+        add("psnr_reconstruction_vs_input", _psnr(rec01, x01))
+        if fr is not None:
+            add("identity", (fr(poker01) * fr(x01)).sum(-1))
+        else:
+            add("identity", _ssim(poker01, x01))
+        if judge is not None:
+            add("judge_neutral_poker", (judge(judge.preprocess((poker01 * 255).round().byte())).argmax(-1)
+                                        == NEUTRAL).float())
+            add("judge_neutral_input", (judge(judge.preprocess((x01 * 255).round().byte())).argmax(-1)
+                                        == NEUTRAL).float())
+        twins = None
+        has_twins = has_twins and all("neutral.jpg" in s for s in samples)
+        if has_twins:
+            twins = denormalize(torch.stack([transform(s["neutral.jpg"]) for s in samples]).to(device))
+            for name, img in (("poker", poker01), ("input", x01), ("reconstruction", rec01)):
+                add(f"psnr_{name}_vs_twin", _psnr(img, twins))
+                add(f"ssim_{name}_vs_twin", _ssim(img, twins))
+        for i in range(len(samples)):
+            if len(rows) < sheet_rows:
+                rows.append([x01[i], poker01[i], rec01[i]] + ([twins[i]] if twins is not None else []))
+
+    values = {k: torch.cat(v) for k, v in acc.items()}
+    expressive = values.pop("label") != NEUTRAL
+    result: dict = {"samples": count, "expressive_samples": int(expressive.sum()),
+                    "identity_measure": f"fr_cosine:{fr.name}" if fr is not None else "ssim_poker_vs_input",
+                    "has_twins": has_twins}
+    for name, v in values.items():
+        if "_vs_twin" in name:
+            if has_twins and expressive.any():  # for neutral inputs the twin is the input itself
+                result[name] = v[expressive].mean().item()
+        else:
+            result[name] = v.mean().item()
+    if has_twins and expressive.any():
+        result["poker_closer_to_twin_than_input"] = result["psnr_poker_vs_twin"] > result["psnr_input_vs_twin"]
+        result["poker_closer_to_twin_than_reconstruction"] = \
+            result["psnr_poker_vs_twin"] > result["psnr_reconstruction_vs_twin"]
+    if sheet is not None and rows:
+        titles = ["input", "poker face", "reconstruction"] + (["true neutral"] if len(rows[0]) == 4 else [])
+        image_grid(rows, sheet, titles=titles)
+    return result

@@ -1,0 +1,32 @@
+"""Export PF-ViT's classifier (encoder E, separator S, head C) for deployment; the generator and discriminator
+are dropped.
+
+    python pipelines/export_classifier.py checkpoint=runs/pfvit/best out=runs/pfvit/classifier
+
+Reads: a pfvit checkpoint (run.out/best or run.out/last of pfvit_train.py).
+Writes: out/ — a classifier checkpoint for evaluate.py, predict.py and pfvit.inference.load_classifier.
+"""
+
+import sys
+from dataclasses import dataclass
+
+from pfvit.config import parse_stage_args
+from pfvit.errors import cli_entry
+from pfvit.export import export_classifier
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = "runs/pfvit/best"
+    out: str = "runs/pfvit/classifier"
+
+
+@cli_entry
+def main(argv=None) -> int:
+    cfg = parse_stage_args(ExportConfig, argv, __doc__)
+    print(f"exported {export_classifier(cfg.checkpoint, cfg.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""PF-ViT: shapes, the separator's complementarity, Eqs. 6–8, which step's gradient reaches what, the frozen FR
+network, MAE initialisation, a CPU training run with export and evaluation, and exact resume."""
+
+import json
+
+import pytest
+import torch
+
+from pfvit.errors import CheckpointError
+from pfvit.labels import NEUTRAL, class_names
+from pfvit.models import pfvit_losses as L
+from pfvit.models.mae import MaskedAutoencoderViT, mae_config
+from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae, pfvit_config
+from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, generator_losses
+from conftest import PYTHON, assert_kill_resume_identical, run_script
+
+TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32, decoder_depth=2,
+            decoder_num_heads=2, num_classes=8)
+
+
+def tiny(seed=0):
+    torch.manual_seed(seed)
+    return PokerFaceViT(**TINY), Discriminator(**discriminator_part(TINY))
+
+
+@pytest.mark.parametrize("config", [TINY, pfvit_config("vit_tiny", img_size=64, patch_size=16, num_classes=7)])
+def test_shapes(config):
+    model, disc = PokerFaceViT(**config).eval(), Discriminator(**discriminator_part(config))
+    size, k = config["img_size"], config["num_classes"]
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        out = model(x)
+    tokens = (size // config["patch_size"]) ** 2 + 1
+    assert out["z"].shape == out["v_e"].shape == out["v_p"].shape == (2, tokens, config["embed_dim"])
+    for name in ("reconstruction", "poker_face", "emotion_image"):
+        assert out[name].shape == x.shape
+    assert out["logits"].shape == (2, k)
+    assert disc(x).shape == (2, k + 1)
+    assert model.classifier(x).shape == (2, k)
+
+
+def test_separator_masks_are_complementary():
+    model, _ = tiny()
+    z, v_e, v_p = model.classifier.separate(torch.randn(3, 3, 32, 32))
+    torch.testing.assert_close(v_e + v_p, z)
+    gate = model.classifier.separator(z)
+    assert gate.shape == (3, 1, TINY["embed_dim"]) and 0 <= gate.min() and gate.max() <= 1
+    assert not torch.allclose(v_e, v_p)
+
+
+def test_discriminator_targets_follow_eq8():
+    y = torch.tensor([2, 0, 5])
+    real = L.discriminator_targets(y, L.REAL, 7)
+    rec = L.discriminator_targets(y, L.RECONSTRUCTION, 7)
+    poker = L.discriminator_targets(y, L.POKER_FACE, 7)
+    assert real.shape == (3, 8)
+    assert real[:, 7].tolist() == [1, 1, 1] and rec[:, 7].tolist() == [0, 0, 0] and poker[:, 7].tolist() == [0, 0, 0]
+    assert real[:, :7].argmax(1).tolist() == rec[:, :7].argmax(1).tolist() == [2, 0, 5]
+    assert real[:, :7].sum(1).tolist() == [1, 1, 1]
+    # Poker faces are neutral whatever the input was; neutral is index 0 in the 7- and 8-class protocols.
+    assert poker[:, :7].argmax(1).tolist() == [NEUTRAL] * 3 and poker[:, :7].sum(1).tolist() == [1, 1, 1]
+    assert class_names(7)[NEUTRAL] == class_names(8)[NEUTRAL] == "neutral" and NEUTRAL == 0
+    # Eq. 7 on a hand example: BCE summed over the K+1 units.
+    logits = torch.zeros(1, 8)
+    assert L.discrimination_loss(logits, real[:1]).item() == pytest.approx(8 * torch.log(torch.tensor(2.0)).item())
+
+
+def test_poker_term_of_eq6_vanishes_without_neutral_faces():
+    x = torch.randn(4, 3, 8, 8)
+    rec, poker = x + 0.1, x + 1.0
+    face, p = L.reconstruction_loss(x, rec, poker, torch.tensor([1, 2, 3, 4]))
+    assert face.item() == pytest.approx(0.01, rel=1e-4) and p.item() == 0.0
+    _, p = L.reconstruction_loss(x, rec, poker, torch.tensor([0, 2, 3, 4]))
+    assert p.item() == pytest.approx(0.25, rel=1e-4)  # one neutral face in four, error 1 per pixel
+
+
+def test_adversarial_objectives():
+    y = torch.tensor([3])
+    confident_real_surprise = torch.full((1, 8), -8.0)
+    confident_real_surprise[0, 3] = confident_real_surprise[0, 7] = 8.0
+    ns = L.generator_adversarial_loss(confident_real_surprise, y, L.RECONSTRUCTION, 7)
+    assert ns.item() < 0.01  # D fooled and the class right: nothing for G to gain
+    mm = L.generator_adversarial_loss(confident_real_surprise, y, L.RECONSTRUCTION, 7, "minimax")
+    d = L.discrimination_loss(confident_real_surprise, L.discriminator_targets(y, L.RECONSTRUCTION, 7))
+    assert mm.item() == pytest.approx(-d.item())
+
+
+def grads(module):
+    return {n: p.grad for n, p in module.named_parameters() if p.requires_grad}
+
+
+def test_each_step_reaches_only_its_own_networks():
+    model, disc = tiny()
+    trainable = [n for n, p in disc.named_parameters() if p.requires_grad]
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    losses, out = generator_losses(model, disc, None, x, y, PFLossConfig(), 8)
+    assert set(losses) == {"emo", "rec", "poker_rec", "adv", "orth", "total"}
+    losses["total"].backward()
+    assert all(g is None for g in grads(disc).values())  # D is only read in the generator step
+    for part in (model.classifier.encoder, model.classifier.separator, model.classifier.head, model.generator):
+        assert any(g is not None and g.abs().sum() > 0 for g in grads(part).values())
+    assert [n for n, p in disc.named_parameters() if p.requires_grad] == trainable  # unfrozen again
+    model.zero_grad(set_to_none=True)
+    discriminator_loss(disc, x, out, y, 8).backward()
+    assert all(g is None for g in grads(model).values())  # fakes are detached in the D step
+    assert all(g is not None for n, g in grads(disc).items())
+
+
+def test_adversarial_gradient_alone_reaches_generator_not_discriminator():
+    model, disc = tiny()
+    weights = PFLossConfig(emo=0, rec=0, poker_rec=0, adv=1.0, orth=0, orth_fr=0)
+    losses, _ = generator_losses(model, disc, None, torch.randn(2, 3, 32, 32), torch.tensor([1, 2]), weights, 8)
+    losses["total"].backward()
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.generator).values())
+    assert all(g is None for g in grads(disc).values())
+
+
+def test_face_recognition_network_is_frozen_in_eval_and_passes_gradients(capsys):
+    from pfvit.models.facerec import build_face_embedder
+
+    fr = build_face_embedder("inception_resnet_v1", None)
+    assert "RANDOMLY" in capsys.readouterr().err
+    fr.train()
+    assert not fr.training and not any(m.training for m in fr.modules())
+    assert not any(p.requires_grad for p in fr.parameters())
+    images = torch.rand(2, 3, 64, 64, requires_grad=True)
+    emb = fr(images)
+    assert emb.shape == (2, 512) and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
+    emb.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert build_face_embedder("none", None) is None
+
+
+def test_fr_term_runs_through_the_emotion_image():
+    from pfvit.models.facerec import build_face_embedder
+
+    model, disc = tiny()
+    fr = build_face_embedder("inception_resnet_v1", None)
+    losses, out = generator_losses(model, disc, fr, torch.randn(2, 3, 32, 32), torch.tensor([1, 2]),
+                                   PFLossConfig(), 8)
+    assert "orth_fr" in losses and 0 <= losses["orth_fr"].item() <= 1 + 1e-5 and "emotion_image" in out
+    losses["orth_fr"].backward()
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.classifier.separator).values())
+
+
+def test_fr_weights_of_another_model_are_refused(tmp_path):
+    from pfvit.models.facerec import build_face_embedder
+
+    path = tmp_path / "wrong.pt"
+    torch.save({"conv.weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match="not an InceptionResnetV1 state dict"):
+        build_face_embedder("inception_resnet_v1", str(path))
+
+
+def test_init_from_mae_fills_encoder_generator_and_discriminator():
+    torch.manual_seed(1)
+    mae = MaskedAutoencoderViT(**mae_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2))
+    config = pfvit_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2, num_classes=7)
+    model, disc = PokerFaceViT(**config), Discriminator(**discriminator_part(config))
+    counts = init_from_mae(model, disc, mae.state_dict())
+    assert counts["generator"] == sum(1 for k in mae.state_dict() if k.startswith(("decoder", "mask_token")))
+    torch.testing.assert_close(model.classifier.encoder.blocks[1].mlp.fc2.weight, mae.blocks[1].mlp.fc2.weight)
+    torch.testing.assert_close(model.generator.decoder_blocks[0].attn.qkv.weight, mae.decoder_blocks[0].attn.qkv.weight)
+    torch.testing.assert_close(disc.blocks[1].norm1.weight, mae.decoder_blocks[1].norm1.weight)
+    torch.testing.assert_close(model.generator.mask_token, mae.mask_token)
+    wrong = PokerFaceViT(**{**config, "img_size": 64})
+    with pytest.raises(CheckpointError, match="does not fit"):
+        init_from_mae(wrong, Discriminator(**discriminator_part({**config, "img_size": 64})), mae.state_dict())
+    with pytest.raises(CheckpointError, match="full MAE checkpoint"):
+        init_from_mae(model, disc, {k: v for k, v in mae.state_dict().items() if not k.startswith("decoder")})
+
+
+PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "model.img_size=64",
+           "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000"]
+
+
+def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
+    from pfvit.inference import load_classifier
+    from pfvit.train.checkpoint import load_model
+    from pfvit.train.runtime import read_metrics
+
+    # 48 training faces seen ~50 times each: the losses must fall on the faces trained on (the loop works); whether
+    # the classifier generalises is the fine-tune stage's question, not this one's.
+    shards = tmp_path / "shards"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "64",
+                       "--out", str(shards)])
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "pf"
+    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=160",
+                       "optim.lr=3e-4", "optim.epochs=100"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "RANDOM weights" in proc.stdout  # model.init=null is announced
+    records = [r for r in read_metrics(out / "metrics.jsonl") if "rec" in r]
+    first, last = records[:20], records[-20:]
+    for key in ("rec", "emo"):
+        before, after = (sum(r[key] for r in part) / len(part) for part in (first, last))
+        assert after < 0.9 * before, (key, before, after)
+    assert (out / "samples" / "step_0000160.png").is_file() and (out / "loss.png").is_file()
+    assert {"dis", "adv", "orth", "poker_rec"} <= set(records[-1])
+
+    exported = tmp_path / "classifier"
+    proc = run_script([PYTHON, "pipelines/export_classifier.py", f"checkpoint={out / 'best'}", f"out={exported}"])
+    assert proc.returncode == 0, proc.stderr
+    clf = load_classifier(exported)  # the export alone: no training config needed
+    assert type(clf.model).__name__ == "EmotionClassifier"
+    full = load_model(out / "best", expected="pfvit")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(clf(x), full.classifier(x))
+    assert sum(p.numel() for p in clf.parameters()) < 0.8 * sum(p.numel() for p in full.parameters())
+
+    ev = tmp_path / "eval"
+    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={out / 'best'}",
+                       f"shards={shards}", "split=test", f"out={ev}", "pokerface=true",
+                       f"judge={exported}", "num_workers=0"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["num_samples"] == 6
+    poker = metrics["pokerface"]
+    assert poker["has_twins"] and poker["samples"] == 6 and 0 <= poker["judge_neutral_poker"] <= 1
+    assert poker["psnr_input_vs_twin"] > 15  # the input differs from its twin by the expression only
+    assert (ev / "pokerface.png").is_file()
+    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={exported}", f"shards={shards}",
+                       f"out={tmp_path / 'ev2'}", "pokerface=true"])
+    assert proc.returncode == 2 and "has no generator" in proc.stderr
+
+
+def test_killed_pfvit_run_resumes_identically(synthetic_shards, tmp_path):
+    args = [PYTHON, *PF_ARGS, f"data.shards={synthetic_shards}", "optim.max_steps=8", "run.save_every=4"]
+    assert_kill_resume_identical(args, tmp_path, state_step=4, last_step=8, keys=("total", "dis"))
+
+
+def test_init_needs_a_full_mae(synthetic_shards, tmp_path):
+    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={synthetic_shards}", f"run.out={tmp_path / 'x'}",
+                       "model.init=runs/does-not-exist"])
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
