@@ -30,9 +30,11 @@ test: setup
 	$(PY) -m pytest -q
 
 # ---- the demo chain on synthetic faces (stages are file targets: a re-run redoes only what changed) ----------
-demo: setup $(DEMO)/vit/eval_test/metrics.json
+demo: setup $(DEMO)/vit/eval_test/metrics.json $(DEMO)/pfvit/eval_test/metrics.json
 	@echo "demo done: shards in $(DEMO_SHARDS); MAE in $(DEMO)/mae (reconstructions/, loss.png);" \
-		"ViT baseline in $(DEMO)/vit (best/, last/, loss.png); test metrics in $(DEMO)/vit/eval_test"
+		"ViT baseline in $(DEMO)/vit (best/, last/, loss.png); test metrics in $(DEMO)/vit/eval_test;" \
+		"PF-ViT in $(DEMO)/pfvit (samples/, loss.png, classifier/); test and poker-face metrics in" \
+		"$(DEMO)/pfvit/eval_test (pokerface.png)"
 
 $(DEMO_SHARDS)/manifest.json: | setup
 	$(PY) pipelines/make_shards.py --source synthetic --num 3000 --identities 100 --size 112 --maxcount 500 \
@@ -49,6 +51,18 @@ $(DEMO)/vit/best/meta.json: $(DEMO)/mae/checkpoint/meta.json configs/finetune_vi
 $(DEMO)/vit/eval_test/metrics.json: $(DEMO)/vit/best/meta.json
 	$(ACCELERATE) launch $(ACCELERATE_ARGS) pipelines/evaluate.py checkpoint=$(DEMO)/vit/best \
 		shards=$(DEMO_SHARDS) split=test out=$(DEMO)/vit/eval_test
+
+$(DEMO)/pfvit/best/meta.json: $(DEMO)/mae/checkpoint/meta.json configs/pfvit/demo.yaml
+	$(ACCELERATE) launch $(ACCELERATE_ARGS) pipelines/pfvit_train.py --config configs/pfvit/demo.yaml \
+		data.shards=$(DEMO_SHARDS) model.init=$(DEMO)/mae/checkpoint run.out=$(DEMO)/pfvit $(ARGS)
+
+$(DEMO)/pfvit/classifier/meta.json: $(DEMO)/pfvit/best/meta.json
+	$(PY) pipelines/export_classifier.py checkpoint=$(DEMO)/pfvit/best out=$(DEMO)/pfvit/classifier
+
+# The ViT baseline judges whether the poker faces look neutral (an independently trained classifier).
+$(DEMO)/pfvit/eval_test/metrics.json: $(DEMO)/pfvit/classifier/meta.json $(DEMO)/vit/best/meta.json
+	$(PY) pipelines/evaluate.py checkpoint=$(DEMO)/pfvit/best shards=$(DEMO_SHARDS) split=test \
+		out=$(DEMO)/pfvit/eval_test pokerface=true judge=$(DEMO)/vit/best
 
 clean-demo:
 	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json

@@ -234,3 +234,26 @@ def test_init_needs_a_full_mae(synthetic_shards, tmp_path):
     proc = run_script([PYTHON, *PF_ARGS, f"data.shards={synthetic_shards}", f"run.out={tmp_path / 'x'}",
                        "model.init=runs/does-not-exist"])
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_poker_faces_of_real_face_files_with_a_broken_one(shared_data, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from pfvit.eval.pokerface import generate_poker_faces
+    from pfvit.train.checkpoint import save_checkpoint
+
+    model, _ = tiny()
+    ckpt = save_checkpoint(tmp_path / "ckpt", model, name="pfvit", config=TINY, label_names=class_names(8))
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for src in sorted((shared_data / "ckplus48" / "CK+48" / "happy").iterdir())[:3]:
+        shutil.copy(src, faces / src.name)  # 48x48 greyscale crops
+    (faces / "empty.png").write_bytes(b"")
+    summary = generate_poker_faces(ckpt, tmp_path / "out", images=str(faces))
+    assert summary["generated"] == 3
+    assert [s["reason"] for s in summary["skipped"]] == ["empty file"]
+    written = sorted((tmp_path / "out").glob("*_poker.png"))
+    assert len(written) == 3 and Image.open(written[0]).size == (32, 32)
+    assert (tmp_path / "out" / "sheet.png").is_file()

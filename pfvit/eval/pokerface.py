@@ -15,13 +15,16 @@ On shards whose samples carry the true neutral twin (``neutral.jpg``, the synthe
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..data.shards import EvalDataset
 from ..data.transforms import denormalize, eval_transform
+from ..errors import UserError
 from ..labels import NEUTRAL
 from .plots import image_grid
 
@@ -102,3 +105,60 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
         titles = ["input", "poker face", "reconstruction"] + (["true neutral"] if len(rows[0]) == 4 else [])
         image_grid(rows, sheet, titles=titles)
     return result
+
+
+def _image_files(path: Path) -> list[Path]:
+    """A file, or every non-hidden file under a folder (what cannot be decoded is skipped with its reason)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UserError(f"images={path} is neither an image file nor a folder")
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+@torch.no_grad()
+def generate_poker_faces(checkpoint: str | Path, out: str | Path, *, shards: str | None = None,
+                         split: str = "test", images: str | None = None, limit: int | None = None,
+                         batch_size: int = 32, device: str = "cpu") -> dict:
+    """Poker faces of shard samples or of pre-aligned face images → ``out/<name>_poker.png`` and ``out/sheet.png``
+    (input | poker face | reconstruction). Unreadable files are listed in ``out/skipped.json`` with the reason."""
+    from ..data.sources.folder import load_rgb
+    from ..train.checkpoint import load_model
+
+    if (shards is None) == (images is None):
+        raise UserError("give exactly one input: shards=DIR (with split=…) or images=FILE_OR_FOLDER")
+    model = load_model(checkpoint, expected="pfvit").to(device)
+    size = model.classifier.encoder.patch_embed.img_size[0]
+    transform = eval_transform(size)
+    faces: list[tuple[str, object]] = []
+    skipped: list[dict] = []
+    if shards is not None:
+        data = EvalDataset(shards, split, lambda s: s)
+        for i in range(len(data) if limit is None else min(limit, len(data))):
+            sample = data[i]
+            faces.append((sample["__key__"], sample["jpg"]))
+    else:
+        for path in _image_files(Path(images))[:limit]:
+            try:
+                faces.append((path.stem, load_rgb(str(path))))
+            except (ValueError, OSError) as err:
+                skipped.append({"path": str(path), "reason": str(err)})
+                print(f"skipped {path}: {err}", flush=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for start in range(0, len(faces), batch_size):
+        chunk = faces[start:start + batch_size]
+        x = torch.stack([transform(img) for _, img in chunk]).to(device)
+        result = model(x, render_emotion=False)
+        x01, poker01, rec01 = (denormalize(t.float()) for t in (x, result["poker_face"], result["reconstruction"]))
+        for (name, _), inp, poker, rec in zip(chunk, x01, poker01, rec01):
+            arr = (poker.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype("uint8")
+            Image.fromarray(arr).save(out / f"{name}_poker.png")
+            if len(rows) < 16:
+                rows.append([inp, poker, rec])
+    if rows:
+        image_grid(rows, out / "sheet.png", titles=("input", "poker face", "reconstruction"))
+    summary = {"checkpoint": str(checkpoint), "generated": len(faces), "skipped": skipped}
+    (out / "skipped.json").write_text(json.dumps(skipped, indent=2))
+    return summary
