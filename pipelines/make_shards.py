@@ -3,6 +3,8 @@
     python pipelines/make_shards.py --source synthetic --num 4000 --identities 120 --out shards/synthetic
     python pipelines/make_shards.py --source folder --root CK+48 --dataset ckplus48 \
         --subject-regex '^(S\d+)_' --out shards/ckplus48
+    python pipelines/make_shards.py --source fer2013_folder --root train.tar publictest.tar --out shards/fer2013
+    python pipelines/make_shards.py --source fer2013_csv --root fer2013.csv --ferplus fer2013new.csv --out shards/ferplus
     python pipelines/make_shards.py --verify shards/synthetic
 
 Output: OUT/{split}-%06d.tar, OUT/manifest.json, OUT/{split}.wids.json (see pfvit/data/shards.py).
@@ -16,6 +18,7 @@ import argparse
 import sys
 
 from pfvit.data.shards import default_rank_world, log_line, verify, write_shards
+from pfvit.data.sources.fer2013 import fer2013_csv_specs, fer2013_folder_specs
 from pfvit.data.sources.folder import folder_specs, parse_class_map
 from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.errors import UserError, cli_entry
@@ -24,10 +27,17 @@ from pfvit.errors import UserError, cli_entry
 def parse_args(argv=None) -> argparse.Namespace:
     rank, world = default_rank_world()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", choices=["synthetic", "folder"], default="synthetic", help="data set reader")
-    p.add_argument("--root", help="folder: ROOT/<class>/<image> (or ROOT/{train,val,test}/<class>/<image>)")
+    p.add_argument("--source", choices=["synthetic", "folder", "fer2013_csv", "fer2013_folder"], default="synthetic",
+                   help="data set reader")
+    p.add_argument("--root", nargs="+", help="folder: ROOT/<class>/<image> (or ROOT/{train,val,test}/<class>/<image>); "
+                   "fer2013_csv: fer2013.csv; fer2013_folder: Kaggle folders or tars (train.tar publictest.tar …)")
+    p.add_argument("--ferplus", help="fer2013_csv: FER+ fer2013new.csv, joined by row order (labels from its votes)")
+    p.add_argument("--ferplus-mode", choices=["majority", "probability", "multi_target"], default="majority",
+                   help="fer2013_csv with --ferplus: how votes become the label (default: %(default)s)")
     p.add_argument("--dataset", default="folder", help="folder: data set name recorded in every sample")
     p.add_argument("--class-map", help="folder: extra class-folder names, e.g. 'ang=anger,joy=happy'")
+    p.add_argument("--align", choices=["none", "mtcnn"], default="none",
+                   help="folder: 'mtcnn' detects and aligns the largest face of each photo; 'none' resizes crops")
     p.add_argument("--subject-regex", help="folder: regex whose group 1 is the subject id (subject-disjoint splits)")
     p.add_argument("--out", default="shards/synthetic", help="output folder (default: %(default)s)")
     p.add_argument("--num", type=int, default=4000, help="synthetic: number of samples over all splits")
@@ -41,6 +51,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--world", type=int, default=world, help="number of machines sharding together")
     p.add_argument("--verify", metavar="DIR", help="re-hash the shards of DIR against its manifest and exit")
     return p.parse_args(argv)
+
+
+def _source_specs(args):
+    if args.source == "fer2013_folder":
+        info = {"name": "fer2013", "roots": args.root}
+        return fer2013_folder_specs(args.root, args.size, args.quality), info
+    if len(args.root) != 1:
+        raise UserError(f"--source {args.source} takes one --root, got {len(args.root)}")
+    root = args.root[0]
+    if args.source == "fer2013_csv":
+        info = {"name": "ferplus" if args.ferplus else "fer2013", "root": root, "ferplus": args.ferplus,
+                "ferplus_mode": args.ferplus_mode if args.ferplus else None}
+        return fer2013_csv_specs(root, args.size, args.quality, args.ferplus, args.ferplus_mode), info
+    specs = folder_specs(root, args.dataset, args.size, args.quality, args.seed, parse_class_map(args.class_map),
+                         args.subject_regex, align=args.align == "mtcnn")
+    return specs, {"name": args.dataset, "root": root, "seed": args.seed, "subject_regex": args.subject_regex,
+                   "align": args.align}
 
 
 @cli_entry
@@ -61,10 +88,8 @@ def main(argv=None) -> int:
         info = {"name": "synthetic", "num": args.num, "identities": args.identities, "seed": args.seed}
     else:
         if not args.root:
-            raise UserError("--source folder needs --root PATH")
-        specs = folder_specs(args.root, args.dataset, args.size, args.quality, args.seed,
-                             parse_class_map(args.class_map), args.subject_regex)
-        info = {"name": args.dataset, "root": str(args.root), "seed": args.seed, "subject_regex": args.subject_regex}
+            raise UserError(f"--source {args.source} needs --root PATH")
+        specs, info = _source_specs(args)
     info.update(size=args.size, quality=args.quality)
     # The command is recorded without --rank/--world, so every rank writes the same manifest.
     command = [a for a in sys.argv if not a.startswith(("--rank", "--world"))] if argv is None else list(argv)

@@ -11,6 +11,7 @@ files included) and resized to the output size. An unreadable, empty or truncate
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,19 @@ class FolderItem:
     subject: str | None
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode any common image file into RGB; raises ``ValueError`` with a reason a person can act on."""
-    p = Path(path)
-    if p.stat().st_size == 0:
-        raise ValueError("empty file")
+def load_rgb(source: str | Path | bytes) -> Image.Image:
+    """Decode any common image file (a path, or its bytes) into RGB; raises ``ValueError`` with a reason a person
+    can act on."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ValueError("empty file")
+        fh = io.BytesIO(source)
+    else:
+        if Path(source).stat().st_size == 0:
+            raise ValueError("empty file")
+        fh = source
     try:
-        with Image.open(p) as img:
+        with Image.open(fh) as img:
             img.load()
             img = ImageOps.exif_transpose(img)
     except Exception as err:  # PIL raises many types for damaged files
@@ -77,6 +84,44 @@ class PreAlignedMaker:
                 "label_name": CANONICAL[item.label], "subject": item.subject, "original_size": original_size,
                 "aligned": "pre-aligned (resized)", "size": self.size}
         return {"__key__": key, "jpg": encode_jpeg(img, self.quality), "cls": item.label, "json": meta}
+
+
+@dataclass
+class AligningMaker:
+    """Detects the largest face with MTCNN and aligns it onto the 5-point template (for photos that are not face
+    crops). The detector is built lazily, once per worker process."""
+
+    dataset: str
+    size: int = 224
+    quality: int = 95
+    min_face: int = 20
+
+    def __post_init__(self):
+        self._aligner = None
+
+    def __getstate__(self):
+        return {k: v for k, v in vars(self).items() if k != "_aligner"} | {"_aligner": None}
+
+    def __call__(self, item: FolderItem) -> dict | Reject:
+        from ..align import FaceAligner
+
+        key = re.sub(r"[^A-Za-z0-9_-]", "_", item.relative.rsplit(".", 1)[0])
+        try:
+            img = load_rgb(item.path)
+        except (ValueError, OSError) as err:
+            return Reject(key, item.relative, str(err))
+        if self._aligner is None:
+            self._aligner = FaceAligner(self.size, keep="largest", min_face=self.min_face)
+        faces = self._aligner(img)
+        if not faces:
+            return Reject(key, item.relative, f"no face found (MTCNN, faces of at least {self.min_face} px)")
+        face = faces[0]
+        meta = {"dataset": self.dataset, "source": item.relative, "original_label": item.original_label,
+                "label_name": CANONICAL[item.label], "subject": item.subject, "original_size": list(img.size),
+                "aligned": "mtcnn 5-point similarity (ArcFace template)", "size": self.size,
+                "landmarks": [[round(float(v), 2) for v in p] for p in face.landmarks],
+                "box": [round(v, 1) for v in face.face.box], "probability": round(face.face.probability, 4)}
+        return {"__key__": key, "jpg": encode_jpeg(face.image, self.quality), "cls": item.label, "json": meta}
 
 
 def parse_class_map(text: str | None) -> dict[str, str]:
@@ -128,7 +173,9 @@ def _split_by_group(items: list[FolderItem], seed: int, fractions=(0.8, 0.1, 0.1
 
 
 def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, quality: int = 95, seed: int = 0,
-                 class_map: dict[str, str] | None = None, subject_regex: str | None = None) -> list[ShardSpec]:
+                 class_map: dict[str, str] | None = None, subject_regex: str | None = None,
+                 align: bool = False) -> list[ShardSpec]:
+    """``align``: detect and align faces in photos (MTCNN); otherwise the files are pre-aligned crops (resized)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--root {root} is not a folder")
@@ -140,7 +187,7 @@ def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, qua
     else:
         splits = _split_by_group(_scan(root, class_map, subject_regex, root), seed)
         how = f"seeded split by {'subject' if subject_regex else 'file'} (seed {seed})"
-    maker = PreAlignedMaker(dataset, size, quality)
-    return [ShardSpec(split, items, maker, extra={"split_rule": how,
+    maker = AligningMaker(dataset, size, quality) if align else PreAlignedMaker(dataset, size, quality)
+    return [ShardSpec(split, items, maker, extra={"split_rule": how, "aligned": "mtcnn" if align else "pre-aligned",
                                                   "subjects": sorted({i.subject for i in items if i.subject})})
             for split, items in splits.items()]

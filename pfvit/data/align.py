@@ -1,0 +1,100 @@
+"""Face detection and 5-point alignment: facenet-pytorch's MTCNN (weights ship inside the package, nothing is
+downloaded) → a least-squares similarity transform of the five landmarks onto a canonical template → an aligned
+crop at the output size, with the landmarks in output coordinates.
+
+The template is the ArcFace / InsightFace 112x112 five-point template (left eye, right eye, nose tip, left and
+right mouth corner), scaled to the output size: the layout face-recognition networks (SFace, IR-50) expect, and
+the faces fill the crop as FER crops do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+# (x, y) at 112x112: left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
+ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                                 [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
+
+
+def template(size: int) -> np.ndarray:
+    """The five template points for a ``size`` × ``size`` crop."""
+    return ARCFACE_TEMPLATE_112 * (size / 112.0)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of the rotation + uniform scale + translation that maps ``src`` points onto ``dst`` with the
+    least squared error (Umeyama, 1991; what ``cv2.estimateAffinePartial2D`` fits without RANSAC)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1
+    rot = u @ sign @ vt
+    scale = np.trace(np.diag(sig) @ sign) / s.var(0).sum()
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def warp(image: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
+    """``image`` warped by the 2x3 ``matrix`` (source → output pixels) into a ``size`` × ``size`` crop."""
+    full = np.vstack([matrix, [0, 0, 1]])
+    inv = np.linalg.inv(full)  # PIL maps output pixels back to input pixels
+    return image.transform((size, size), Image.AFFINE, tuple(inv[:2].reshape(-1)), resample=Image.BICUBIC)
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+@dataclass
+class Face:
+    box: list[float]          # x1, y1, x2, y2 in the input image
+    probability: float
+    landmarks: np.ndarray     # (5, 2) in the input image
+
+
+@dataclass
+class AlignedFace:
+    image: Image.Image
+    landmarks: np.ndarray     # (5, 2) in output coordinates
+    face: Face
+
+
+class FaceAligner:
+    """Detect faces with MTCNN and align them. ``keep``: the largest face or every face; faces whose box is
+    smaller than ``min_face`` pixels or whose probability is below ``min_probability`` are not kept."""
+
+    def __init__(self, size: int = 224, keep: Literal["largest", "all"] = "largest", min_face: int = 20,
+                 min_probability: float = 0.9, device: str = "cpu"):
+        from facenet_pytorch import MTCNN
+
+        if keep not in ("largest", "all"):
+            raise ValueError(f"keep must be 'largest' or 'all', got {keep!r}")
+        self.size, self.keep, self.min_face, self.min_probability = size, keep, min_face, min_probability
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
+        self.template = template(size)
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """Faces in an RGB image, largest first."""
+        boxes, probs, points = self.mtcnn.detect(image.convert("RGB"), landmarks=True)
+        if boxes is None:
+            return []
+        faces = [Face([float(v) for v in b], float(p), np.asarray(pt, np.float64))
+                 for b, p, pt in zip(boxes, probs, points)
+                 if p >= self.min_probability and min(b[2] - b[0], b[3] - b[1]) >= self.min_face]
+        faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return faces if self.keep == "all" else faces[:1]
+
+    def align_face(self, image: Image.Image, face: Face) -> AlignedFace:
+        matrix = similarity_transform(face.landmarks, self.template)
+        return AlignedFace(warp(image.convert("RGB"), matrix, self.size), apply(matrix, face.landmarks), face)
+
+    def __call__(self, image: Image.Image) -> list[AlignedFace]:
+        return [self.align_face(image, face) for face in self.detect(image)]
