@@ -44,3 +44,13 @@ def report(title: str, header: list[str], rows: list[list], notes: str = "") -> 
         DOC.write_text("# Benchmarks\n\nAppended by the scripts in `benchmarks/`; newest last.\n")
     with open(DOC, "a") as fh:
         fh.write(entry)
+
+
+def rate(fn, batch: int, min_seconds: float = 3.0) -> float:
+    """Images per second of ``fn`` (one call = one batch), after one warm-up call, over at least ``min_seconds``."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds or n < 3:
+        fn()
+        n += 1
+    return n * batch / (time.perf_counter() - start)

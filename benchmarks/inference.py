@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
-from common import report
+from common import rate, report
 from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pfvit.inference import load_classifier
 from pfvit.models.mae import ARCHS
@@ -20,14 +19,6 @@ from pfvit.models.vit import build_vit
 from pfvit.train.checkpoint import save_checkpoint
 from pfvit.labels import class_names
 
-
-def rate(fn, batch: int, min_seconds: float = 3.0) -> float:
-    fn()  # warm-up
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_seconds or n < 2:
-        fn()
-        n += 1
-    return n * batch / (time.perf_counter() - start)
 
 
 def main() -> None:

@@ -8,25 +8,16 @@ inference speed of PF-ViT's exported classifier (E + S + C) against the plain Vi
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
-from common import report
+from common import rate, report
 from pfvit.models.facerec import build_face_embedder
 from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, pfvit_config
 from pfvit.models.vit import build_vit
 from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, frozen, generator_losses
 
-
-def rate(fn, batch: int, min_seconds: float = 8.0) -> float:
-    fn()  # warm-up
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_seconds or n < 3:
-        fn()
-        n += 1
-    return n * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -62,11 +53,11 @@ def main() -> None:
         d_opt.step()
 
     fr = build_face_embedder("inception_resnet_v1", None)
-    vit_rate = rate(vit_step, b)
+    vit_rate = rate(vit_step, b, 8.0)
     rows = [["ViT fine-tune step (E + linear head)", f"{vit_rate:.1f}", "1.00"]]
     for name, fn in (("PF-ViT step, no FR", pfvit_step), ("PF-ViT step + InceptionResnetV1 FR",
                                                           lambda: pfvit_step(fr))):
-        r = rate(fn, b)
+        r = rate(fn, b, 8.0)
         rows.append([name, f"{r:.1f}", f"{vit_rate / r:.2f}"])
 
     classifier = model.classifier.eval()

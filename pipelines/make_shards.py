@@ -5,6 +5,8 @@
         --subject-regex '^(S\d+)_' --out shards/ckplus48
     python pipelines/make_shards.py --source fer2013_folder --root train.tar publictest.tar --out shards/fer2013
     python pipelines/make_shards.py --source fer2013_csv --root fer2013.csv --ferplus fer2013new.csv --out shards/ferplus
+    python pipelines/make_shards.py --source rafdb --root RAF-DB/basic --out shards/rafdb
+    python pipelines/make_shards.py --source affectnet --root AffectNet --val-fraction 0.02 --workers 16 --out shards/affectnet
     python pipelines/make_shards.py --verify shards/synthetic
 
 Output: OUT/{split}-%06d.tar, OUT/manifest.json, OUT/{split}.wids.json (see pfvit/data/shards.py).
@@ -18,8 +20,10 @@ import argparse
 import sys
 
 from pfvit.data.shards import default_rank_world, log_line, verify, write_shards
+from pfvit.data.sources.affectnet import affectnet_specs
 from pfvit.data.sources.fer2013 import fer2013_csv_specs, fer2013_folder_specs
 from pfvit.data.sources.folder import folder_specs, parse_class_map
+from pfvit.data.sources.rafdb import rafdb_specs
 from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.errors import UserError, cli_entry
 
@@ -27,7 +31,7 @@ from pfvit.errors import UserError, cli_entry
 def parse_args(argv=None) -> argparse.Namespace:
     rank, world = default_rank_world()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", choices=["synthetic", "folder", "fer2013_csv", "fer2013_folder"], default="synthetic",
+    p.add_argument("--source", choices=["synthetic", "folder", "fer2013_csv", "fer2013_folder", "rafdb", "affectnet"], default="synthetic",
                    help="data set reader")
     p.add_argument("--root", nargs="+", help="folder: ROOT/<class>/<image> (or ROOT/{train,val,test}/<class>/<image>); "
                    "fer2013_csv: fer2013.csv; fer2013_folder: Kaggle folders or tars (train.tar publictest.tar …)")
@@ -37,7 +41,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default="folder", help="folder: data set name recorded in every sample")
     p.add_argument("--class-map", help="folder: extra class-folder names, e.g. 'ang=anger,joy=happy'")
     p.add_argument("--align", choices=["none", "mtcnn"], default="none",
-                   help="folder: 'mtcnn' detects and aligns the largest face of each photo; 'none' resizes crops")
+                   help="folder: 'mtcnn' detects and aligns the largest face of each photo, 'none' resizes crops; "
+                   "rafdb: 'mtcnn' reads Image/original, 'none' Image/aligned")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="rafdb, affectnet: seeded share of the training set used as the validation split")
+    p.add_argument("--keep-unlabeled", action="store_true",
+                   help="affectnet: keep expression codes 8-10 as cls -1 instead of rejecting them")
     p.add_argument("--subject-regex", help="folder: regex whose group 1 is the subject id (subject-disjoint splits)")
     p.add_argument("--out", default="shards/synthetic", help="output folder (default: %(default)s)")
     p.add_argument("--num", type=int, default=4000, help="synthetic: number of samples over all splits")
@@ -60,6 +69,14 @@ def _source_specs(args):
     if len(args.root) != 1:
         raise UserError(f"--source {args.source} takes one --root, got {len(args.root)}")
     root = args.root[0]
+    if args.source == "rafdb":
+        images = "original" if args.align == "mtcnn" else "aligned"
+        return (rafdb_specs(root, args.size, args.quality, images, args.seed, args.val_fraction),
+                {"name": "rafdb", "root": root, "images": images, "seed": args.seed, "val_fraction": args.val_fraction})
+    if args.source == "affectnet":
+        return (affectnet_specs(root, args.size, args.quality, args.seed, args.val_fraction, args.keep_unlabeled),
+                {"name": "affectnet", "root": root, "seed": args.seed, "val_fraction": args.val_fraction,
+                 "keep_unlabeled": args.keep_unlabeled})
     if args.source == "fer2013_csv":
         info = {"name": "ferplus" if args.ferplus else "fer2013", "root": root, "ferplus": args.ferplus,
                 "ferplus_mode": args.ferplus_mode if args.ferplus else None}

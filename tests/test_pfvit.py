@@ -170,7 +170,7 @@ def test_init_from_mae_fills_encoder_generator_and_discriminator():
         init_from_mae(model, disc, {k: v for k, v in mae.state_dict().items() if not k.startswith("decoder")})
 
 
-PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "model.img_size=64",
+PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "model.img_size=32",
            "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000"]
 
 
@@ -179,23 +179,23 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     from pfvit.train.checkpoint import load_model
     from pfvit.train.runtime import read_metrics
 
-    # 48 training faces seen ~50 times each: the losses must fall on the faces trained on (the loop works); whether
+    # 48 training faces seen ~33 times each: the losses must fall on the faces trained on (the loop works); whether
     # the classifier generalises is the fine-tune stage's question, not this one's.
     shards = tmp_path / "shards"
     proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "64",
                        "--out", str(shards)])
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "pf"
-    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=160",
+    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=100",
                        "optim.lr=3e-4", "optim.epochs=100"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RANDOM weights" in proc.stdout  # model.init=null is announced
     records = [r for r in read_metrics(out / "metrics.jsonl") if "rec" in r]
-    first, last = records[:20], records[-20:]
+    first, last = records[:15], records[-15:]
     for key in ("rec", "emo"):
         before, after = (sum(r[key] for r in part) / len(part) for part in (first, last))
         assert after < 0.9 * before, (key, before, after)
-    assert (out / "samples" / "step_0000160.png").is_file() and (out / "loss.png").is_file()
+    assert (out / "samples" / "step_0000100.png").is_file() and (out / "loss.png").is_file()
     assert {"dis", "adv", "orth", "poker_rec"} <= set(records[-1])
 
     exported = tmp_path / "classifier"
@@ -204,7 +204,7 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     clf = load_classifier(exported)  # the export alone: no training config needed
     assert type(clf.model).__name__ == "EmotionClassifier"
     full = load_model(out / "best", expected="pfvit")
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(clf(x), full.classifier(x))
     assert sum(p.numel() for p in clf.parameters()) < 0.8 * sum(p.numel() for p in full.parameters())

@@ -100,3 +100,41 @@ def test_unknown_class_folders_need_a_map(tmp_path):
     assert per_class["anger"] == 1 and per_class["happy"] == 3
     proc = make("--root", str(root), "--class-map", "grumpy=bored", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "'bored' is not an expression" in proc.stderr
+
+
+def test_rafdb_list_with_compound_label_bad_line_and_missing_file(tmp_path, shared_data):
+    """A RAF-DB basic tree built from real CK+48 crops: labels 1-7 map to the canonical order, a compound label, a
+    malformed line and a missing image are rejects naming their line, and val is a seeded share of train."""
+    import shutil
+
+    from pfvit.data.shards import IndexedShards
+
+    root = tmp_path / "basic"
+    (root / "EmoLabel").mkdir(parents=True)
+    (root / "Image" / "aligned").mkdir(parents=True)
+    crops = sorted((shared_data / "ckplus48" / "CK+48" / "happy").iterdir())[:12]
+    lines = []
+    for i, src in enumerate(crops):
+        name = f"train_{i + 1:05d}.jpg" if i < 10 else f"test_{i - 9:04d}.jpg"
+        shutil.copy(src, root / "Image" / "aligned" / f"{name[:-4]}_aligned.jpg")
+        lines.append(f"{name} {i % 7 + 1}")
+    lines += ["train_00011.jpg 9", "train_00012.jpg", "test_0003.jpg 4"]  # compound label, no label, no file
+    (root / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "shards"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "rafdb", "--root", str(root), "--size", "64",
+                       "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = read_manifest(out)
+    splits = manifest["splits"]
+    assert splits["train"]["count"] == 9 and splits["val"]["count"] == 1 and splits["test"]["count"] == 2
+    reasons = sorted(r["reason"] for s in splits.values() for r in s["rejects"])
+    assert len(reasons) == 3
+    assert reasons[0].startswith("line 13: label '9' is not a RAF-DB basic label 1-7")
+    assert reasons[1].startswith("line 14: expected")
+    assert reasons[2] == "line 15: Image/aligned/test_0003_aligned.jpg does not exist"
+    raf = ("surprise", "fear", "disgust", "happy", "sad", "anger", "neutral")
+    for split in ("train", "val", "test"):
+        data = IndexedShards(out, split)
+        for i in range(len(data)):
+            s = data.sample(i)
+            assert CANONICAL[s["cls"]] == raf[int(s["json"]["original_label"]) - 1]

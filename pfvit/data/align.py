@@ -53,6 +53,19 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
 
 
+def align_to_template(image: Image.Image, five_points: np.ndarray, size: int) -> tuple[Image.Image, np.ndarray]:
+    """Warp ``image`` so that its five landmarks land on the template at ``size``; (crop, landmarks in the crop)."""
+    matrix = similarity_transform(five_points, template(size))
+    return warp(image.convert("RGB"), matrix, size), apply(matrix, five_points)
+
+
+def five_from_68(points: np.ndarray) -> np.ndarray:
+    """iBUG-68 landmarks → the five template points: the centres of the image-left (36–41) and image-right (42–47)
+    eyes, the nose tip (30) and the mouth corners (48, 54)."""
+    p = np.asarray(points, np.float64).reshape(68, 2)
+    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+
+
 @dataclass
 class Face:
     box: list[float]          # x1, y1, x2, y2 in the input image
@@ -79,7 +92,6 @@ class FaceAligner:
             raise ValueError(f"keep must be 'largest' or 'all', got {keep!r}")
         self.size, self.keep, self.min_face, self.min_probability = size, keep, min_face, min_probability
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
-        self.template = template(size)
 
     def detect(self, image: Image.Image) -> list[Face]:
         """Faces in an RGB image, largest first."""
@@ -93,8 +105,8 @@ class FaceAligner:
         return faces if self.keep == "all" else faces[:1]
 
     def align_face(self, image: Image.Image, face: Face) -> AlignedFace:
-        matrix = similarity_transform(face.landmarks, self.template)
-        return AlignedFace(warp(image.convert("RGB"), matrix, self.size), apply(matrix, face.landmarks), face)
+        crop, landmarks = align_to_template(image, face.landmarks, self.size)
+        return AlignedFace(crop, landmarks, face)
 
     def __call__(self, image: Image.Image) -> list[AlignedFace]:
         return [self.align_face(image, face) for face in self.detect(image)]

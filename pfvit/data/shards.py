@@ -84,7 +84,7 @@ def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> N
     name = SHARD_PATTERN.format(split=spec.split, index=index)
     final, tmp = out / name, out / f".{name}.tmp-{os.getpid()}"
     counts = [0] * len(CANONICAL)
-    unlabeled, rejects, written = 0, [], 0
+    unlabeled, rejects, written, keys = 0, [], 0, set()
     with open(tmp, "wb") as fh:
         writer = wds.TarWriter(fh, user="pfvit", group="pfvit", mtime=0)
         for item in spec.items[index * maxcount:(index + 1) * maxcount]:
@@ -94,6 +94,11 @@ def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> N
                 continue
             if "." in sample["__key__"]:
                 raise ValueError(f"sample key {sample['__key__']!r} contains a dot; webdataset would split it")
+            if sample["__key__"] in keys:  # readers would merge the two samples into one
+                rejects.append(vars(Reject(sample["__key__"], sample["json"].get("source", ""),
+                                           "duplicate sample key in this shard")))
+                continue
+            keys.add(sample["__key__"])
             writer.write(sample)
             written += 1
             label = int(sample["cls"])

@@ -33,6 +33,7 @@ class FolderItem:
     label: int
     original_label: str
     subject: str | None
+    error: str | None = None  # a problem found while listing (bad label, missing file): the item becomes a reject
 
 
 def load_rgb(source: str | Path | bytes) -> Image.Image:
@@ -64,6 +65,17 @@ def load_rgb(source: str | Path | bytes) -> Image.Image:
     return img.convert("RGB")
 
 
+def _open(item: FolderItem) -> tuple[str, Image.Image | Reject]:
+    """The sample key of an item and its decoded image, or a :class:`Reject` with the reason."""
+    key = re.sub(r"[^A-Za-z0-9_-]", "_", item.relative.rsplit(".", 1)[0])
+    if item.error:
+        return key, Reject(key, item.relative, item.error)
+    try:
+        return key, load_rgb(item.path)
+    except (ValueError, OSError) as err:
+        return key, Reject(key, item.relative, str(err))
+
+
 @dataclass
 class PreAlignedMaker:
     """Resizes an already-aligned face crop (picklable, for worker processes)."""
@@ -73,11 +85,9 @@ class PreAlignedMaker:
     quality: int = 95
 
     def __call__(self, item: FolderItem) -> dict | Reject:
-        key = re.sub(r"[^A-Za-z0-9_-]", "_", item.relative.rsplit(".", 1)[0])
-        try:
-            img = load_rgb(item.path)
-        except (ValueError, OSError) as err:
-            return Reject(key, item.relative, str(err))
+        key, img = _open(item)
+        if isinstance(img, Reject):
+            return img
         original_size = list(img.size)
         img = img.resize((self.size, self.size), Image.BICUBIC)
         meta = {"dataset": self.dataset, "source": item.relative, "original_label": item.original_label,
@@ -105,11 +115,9 @@ class AligningMaker:
     def __call__(self, item: FolderItem) -> dict | Reject:
         from ..align import FaceAligner
 
-        key = re.sub(r"[^A-Za-z0-9_-]", "_", item.relative.rsplit(".", 1)[0])
-        try:
-            img = load_rgb(item.path)
-        except (ValueError, OSError) as err:
-            return Reject(key, item.relative, str(err))
+        key, img = _open(item)
+        if isinstance(img, Reject):
+            return img
         if self._aligner is None:
             self._aligner = FaceAligner(self.size, keep="largest", min_face=self.min_face)
         faces = self._aligner(img)
