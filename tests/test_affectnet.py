@@ -72,7 +72,7 @@ def test_csv_packaging(affectnet_csv_tree, tmp_path):
     assert CANONICAL[first["cls"]] == "happy" and first["json"]["valence"] == 0.5 and first["json"]["arousal"] == -0.25
     for s in samples:
         if s["json"]["aligned"].startswith("5 points"):
-            assert np.abs(np.array(s["json"]["landmarks"])[:2] - template(112)[:2]).max() < 2.0  # least-squares residual
+            assert np.abs(np.array(s["json"]["landmarks"])[:2] - template(112)[:2]).max() < 4.0  # least-squares residual
     assert by_source["training.csv line 10"]["json"]["aligned"] == "face box crop (no usable landmarks)"
     assert CANONICAL[by_source["validation.csv line 1"]["cls"]] == "anger"
 
