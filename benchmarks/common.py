@@ -54,3 +54,21 @@ def rate(fn, batch: int, min_seconds: float = 3.0) -> float:
         fn()
         n += 1
     return n * batch / (time.perf_counter() - start)
+
+
+def data_path_rate(shards: str, size: int, batch: int, batches: int, workers: int, transform=None,
+                   split: str = "train") -> float:
+    """Images/s of the indexed training loader (read + decode + augment in ``workers`` processes); the transform
+    defaults to MAE's pretraining augmentation."""
+    from pfvit.data.shards import indexed_train_loader
+    from pfvit.data.transforms import mae_train_transform
+
+    transform = transform or mae_train_transform(size)
+    loader, _ = indexed_train_loader(shards, split, lambda s: (transform(s["jpg"]), s["__key__"]), batch, seed=0,
+                                     num_workers=workers)
+    it = iter(loader)
+    next(it)  # start the workers
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch / (time.perf_counter() - start)

@@ -14,10 +14,9 @@ import time
 
 import torch
 
-from common import report
-from pfvit.data.shards import indexed_train_loader, write_shards
+from common import data_path_rate, report
+from pfvit.data.shards import write_shards
 from pfvit.data.sources.synthetic import synthetic_specs
-from pfvit.data.transforms import mae_train_transform
 from pfvit.models.mae import ARCHS, MaskedAutoencoderViT
 from pfvit.train.mae_pretrain import mae_train_step
 from pfvit.train.runtime import Run, RunConfig
@@ -29,18 +28,6 @@ def timed(fn, steps: int) -> float:
     for _ in range(steps):
         fn()
     return time.perf_counter() - start
-
-
-def data_path_rate(shards: str, size: int, batch: int, batches: int, workers: int) -> float:
-    transform = mae_train_transform(size)
-    loader, _ = indexed_train_loader(shards, "train", lambda s: (transform(s["jpg"]), s["__key__"]), batch, seed=0,
-                                     num_workers=workers)
-    it = iter(loader)
-    next(it)  # start the workers
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(it)
-    return batches * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
