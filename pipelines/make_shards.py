@@ -43,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--align", choices=["none", "mtcnn"], default="none",
                    help="folder: 'mtcnn' detects and aligns the largest face of each photo, 'none' resizes crops; "
                    "rafdb: 'mtcnn' reads Image/original, 'none' Image/aligned")
+    p.add_argument("--faces", choices=["largest", "all"], default="largest",
+                   help="folder --align mtcnn: the largest face of a photo, or every face (one sample each)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="rafdb, affectnet: seeded share of the training set used as the validation split")
     p.add_argument("--keep-unlabeled", action="store_true",
@@ -82,9 +84,9 @@ def _source_specs(args):
                 "ferplus_mode": args.ferplus_mode if args.ferplus else None}
         return fer2013_csv_specs(root, args.size, args.quality, args.ferplus, args.ferplus_mode), info
     specs = folder_specs(root, args.dataset, args.size, args.quality, args.seed, parse_class_map(args.class_map),
-                         args.subject_regex, align=args.align == "mtcnn")
+                         args.subject_regex, align=args.align == "mtcnn", faces=args.faces)
     return specs, {"name": args.dataset, "root": root, "seed": args.seed, "subject_regex": args.subject_regex,
-                   "align": args.align}
+                   "align": args.align, "faces": args.faces}
 
 
 @cli_entry

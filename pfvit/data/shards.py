@@ -48,7 +48,8 @@ class Reject:
 @dataclass
 class ShardSpec:
     """What one split of a source provides: an ordered item list and a function that turns an item into a
-    sample dict (``__key__``, ``jpg`` bytes, ``cls``, ``json`` and extra byte fields) or a :class:`Reject`."""
+    sample dict (``__key__``, ``jpg`` bytes, ``cls``, ``json`` and extra byte fields), a list of them (every face
+    of a photo), or a :class:`Reject`."""
 
     split: str
     items: Sequence[Any]
@@ -87,8 +88,8 @@ def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> N
     unlabeled, rejects, written, keys = 0, [], 0, set()
     with open(tmp, "wb") as fh:
         writer = wds.TarWriter(fh, user="pfvit", group="pfvit", mtime=0)
-        for item in spec.items[index * maxcount:(index + 1) * maxcount]:
-            sample = spec.make_sample(item)
+        made = (spec.make_sample(item) for item in spec.items[index * maxcount:(index + 1) * maxcount])
+        for sample in (s for m in made for s in (m if isinstance(m, list) else [m])):
             if isinstance(sample, Reject):
                 rejects.append(vars(sample))
                 continue
