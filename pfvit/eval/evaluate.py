@@ -40,7 +40,7 @@ class EvalConfig:
     pokerface: bool = False
     judge: Optional[str] = None
     pokerface_limit: Optional[int] = None
-    fr_model: str = "none"
+    fr_model: str = "sface"  # identity of poker face vs input: FR cosine (none: SSIM as a pixel-space proxy)
     fr_weights: Optional[str] = None
 
 

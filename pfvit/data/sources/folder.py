@@ -106,6 +106,7 @@ class AligningMaker:
     quality: int = 95
     min_face: int = 20
     faces: str = "largest"  # or "all": every face of a photo becomes a sample (key suffix _f0, _f1, …)
+    detector: str = "mtcnn"
 
     def __post_init__(self):
         self._aligner = None
@@ -120,15 +121,15 @@ class AligningMaker:
         if isinstance(img, Reject):
             return img
         if self._aligner is None:
-            self._aligner = FaceAligner(self.size, keep=self.faces, min_face=self.min_face)
+            self._aligner = FaceAligner(self.size, keep=self.faces, min_face=self.min_face, detector=self.detector)
         faces = self._aligner(img)
         if not faces:
-            return Reject(key, item.relative, f"no face found (MTCNN, faces of at least {self.min_face} px)")
+            return Reject(key, item.relative, f"no face found ({self.detector}, faces of at least {self.min_face} px)")
         samples = []
         for n, face in enumerate(faces):
             meta = {"dataset": self.dataset, "source": item.relative, "original_label": item.original_label,
                     "label_name": CANONICAL[item.label], "subject": item.subject, "original_size": list(img.size),
-                    "aligned": "mtcnn 5-point similarity (ArcFace template)", "size": self.size, "face_index": n,
+                    "aligned": f"{self.detector} 5-point similarity (ArcFace template)", "size": self.size, "face_index": n,
                     "landmarks": [[round(float(v), 2) for v in p] for p in face.landmarks],
                     "box": [round(v, 1) for v in face.face.box], "probability": round(face.face.probability, 4)}
             samples.append({"__key__": key if self.faces == "largest" else f"{key}_f{n}",
@@ -186,9 +187,9 @@ def _split_by_group(items: list[FolderItem], seed: int, fractions=(0.8, 0.1, 0.1
 
 def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, quality: int = 95, seed: int = 0,
                  class_map: dict[str, str] | None = None, subject_regex: str | None = None,
-                 align: bool = False, faces: str = "largest") -> list[ShardSpec]:
-    """``align``: detect and align faces in photos (MTCNN; the largest or ``faces="all"``); otherwise the files are
-    pre-aligned crops (resized)."""
+                 align: str | None = None, faces: str = "largest") -> list[ShardSpec]:
+    """``align``: a detector (``mtcnn`` / ``yunet``) that finds and aligns faces in photos (the largest, or every
+    one with ``faces="all"``); ``None``: the files are pre-aligned crops (resized)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--root {root} is not a folder")
@@ -200,7 +201,8 @@ def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, qua
     else:
         splits = _split_by_group(_scan(root, class_map, subject_regex, root), seed)
         how = f"seeded split by {'subject' if subject_regex else 'file'} (seed {seed})"
-    maker = AligningMaker(dataset, size, quality, faces=faces) if align else PreAlignedMaker(dataset, size, quality)
-    return [ShardSpec(split, items, maker, extra={"split_rule": how, "aligned": "mtcnn" if align else "pre-aligned",
+    maker = AligningMaker(dataset, size, quality, faces=faces, detector=align) if align \
+        else PreAlignedMaker(dataset, size, quality)
+    return [ShardSpec(split, items, maker, extra={"split_rule": how, "aligned": align or "pre-aligned",
                                                   "subjects": sorted({i.subject for i in items if i.subject})})
             for split, items in splits.items()]

@@ -40,7 +40,7 @@ def _item(root: Path, line_no: int, line: str, images: str) -> tuple[str, Folder
 
 
 def rafdb_specs(root: str | Path, size: int = 224, quality: int = 95, images: str = "aligned", seed: int = 0,
-                val_fraction: float = 0.1) -> list[ShardSpec]:
+                val_fraction: float = 0.1, detector: str = "mtcnn") -> list[ShardSpec]:
     root = Path(root)
     if images not in ("aligned", "original"):
         raise UserError(f"RAF-DB images must be 'aligned' or 'original', got {images!r}")
@@ -52,7 +52,7 @@ def rafdb_specs(root: str | Path, size: int = 224, quality: int = 95, images: st
             split, item = _item(root, line_no, line, images)
             splits[split].append(item)
     splits["train"], splits["val"] = carve_val(splits["train"], val_fraction, seed)
-    maker = AligningMaker("rafdb", size, quality) if images == "original" else PreAlignedMaker("rafdb", size, quality)
+    maker = AligningMaker("rafdb", size, quality, detector=detector) if images == "original" else PreAlignedMaker("rafdb", size, quality)
     rule = f"name prefix; val = seeded {val_fraction:.0%} of train (seed {seed})"
     return [ShardSpec(split, items, maker, extra={"split_rule": rule, "images": images})
             for split, items in splits.items() if items]
