@@ -82,6 +82,14 @@ def test_folder_of_photos_aligned_into_shards_with_no_face_rejects(photos, tmp_p
         assert sample["jpg"].size == (112, 112) and len(sample["json"]["landmarks"]) == 5
         assert sample["json"]["probability"] > 0.9
 
+    every = tmp_path / "every"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
+                       "--align", "mtcnn", "--faces", "all", "--size", "112", "--out", str(every)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    splits = read_manifest(every)["splits"]
+    keys = sorted(IndexedShards(every, s).sample(i)["__key__"] for s, e in splits.items() for i in range(e["count"]))
+    assert len(keys) == 4 and [k for k in keys if "couple" in k] == ["happy_couple_f0", "happy_couple_f1"]
+
 
 def test_batched_detection_equals_one_by_one(photos):
     root, _ = photos
@@ -96,10 +104,3 @@ def test_batched_detection_equals_one_by_one(photos):
         for a, b in zip(faces, single):
             np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.5)
 
-    every = tmp_path / "every"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
-                       "--align", "mtcnn", "--faces", "all", "--size", "112", "--out", str(every)])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    splits = read_manifest(every)["splits"]
-    keys = sorted(IndexedShards(every, s).sample(i)["__key__"] for s, e in splits.items() for i in range(e["count"]))
-    assert len(keys) == 4 and [k for k in keys if "couple" in k] == ["happy_couple_f0", "happy_couple_f1"]

@@ -179,23 +179,23 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     from pfvit.train.checkpoint import load_model
     from pfvit.train.runtime import read_metrics
 
-    # 48 training faces seen ~33 times each: the losses must fall on the faces trained on (the loop works); whether
+    # 48 training faces seen ~23 times each: the losses must fall on the faces trained on (the loop works); whether
     # the classifier generalises is the fine-tune stage's question, not this one's.
     shards = tmp_path / "shards"
     proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "64",
                        "--out", str(shards)])
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "pf"
-    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=100",
-                       "optim.lr=3e-4", "optim.epochs=100"])
+    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=70",
+                       "optim.lr=5e-4", "optim.epochs=100"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RANDOM weights" in proc.stdout  # model.init=null is announced
     records = [r for r in read_metrics(out / "metrics.jsonl") if "rec" in r]
-    first, last = records[:15], records[-15:]
+    first, last = records[:10], records[-10:]
     for key in ("rec", "emo"):
         before, after = (sum(r[key] for r in part) / len(part) for part in (first, last))
         assert after < 0.9 * before, (key, before, after)
-    assert (out / "samples" / "step_0000100.png").is_file() and (out / "loss.png").is_file()
+    assert (out / "samples" / "step_0000070.png").is_file() and (out / "loss.png").is_file()
     assert {"dis", "adv", "orth", "poker_rec"} <= set(records[-1])
 
     exported = tmp_path / "classifier"
