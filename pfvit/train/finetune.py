@@ -184,6 +184,32 @@ def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int):
     return keep, weights, class_weights, dropped
 
 
+VAL_KEYS = ("accuracy", "mean_class_accuracy", "macro_f1")
+
+
+def classifier_extra(img_size: int, metrics: dict, cfg, init_info: dict) -> dict:
+    """The ``extra`` of a classifier checkpoint: its preprocessing (what ``load_classifier`` applies), validation
+    numbers, training config and initialisation."""
+    preprocess = {"img_size": img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    return {"preprocess": preprocess, "val": {k: metrics[k] for k in VAL_KEYS}, "train_config": to_dict(cfg),
+            **init_info}
+
+
+def end_of_epoch(run: Run, progress: Progress, metrics: dict, select_metric: str, schedulers, save) -> None:
+    """Model selection on the validation split: log the metrics, step the plateau schedulers, and call
+    ``save("best", metrics)`` when the selected metric improved, then ``save("last", metrics)``."""
+    score = metrics[select_metric]
+    run.log({f"val_{k}": metrics[k] for k in VAL_KEYS}, progress.step)
+    run.info(f"epoch {progress.epoch} step {progress.step}: val {select_metric} {score:.4f} "
+             f"(best {max(score, progress.best):.4f})")
+    for scheduler in schedulers:
+        scheduler.step(score)
+    if score > progress.best:
+        progress.best = score
+        save("best", metrics)
+    save("last", metrics)
+
+
 def train(cfg: FinetuneConfig) -> dict:
     run = Run(cfg.run, cfg, "finetune_vit")
     acc = run.accelerator
@@ -234,7 +260,6 @@ def train(cfg: FinetuneConfig) -> dict:
     mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=cfg.aug.label_smoothing,
                   num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
     unwrapped = acc.unwrap_model(model)
-    preprocess = {"img_size": cfg.model.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
 
     val_index = split_index(cfg.data.shards, cfg.data.val_split)
@@ -246,9 +271,7 @@ def train(cfg: FinetuneConfig) -> dict:
         if run.is_main:
             save_checkpoint(run.out / name, unwrapped, name="vit", config=mconfig, label_names=names,
                             step=progress.step, data_manifest=str(cfg.data.shards),
-                            extra={"preprocess": preprocess, "val": {k: metrics[k] for k in
-                                                                     ("accuracy", "mean_class_accuracy", "macro_f1")},
-                                   "train_config": to_dict(cfg), **init_info})
+                            extra=classifier_extra(cfg.model.img_size, metrics, cfg, init_info))
 
     model.train()
     window, t0, lr = [], time.time(), base_lr
@@ -283,17 +306,8 @@ def train(cfg: FinetuneConfig) -> dict:
             window, t0 = [], time.time()
         if progress.step % steps_per_epoch == 0 or progress.step == total_steps:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
-            metrics = validate()
-            score = metrics[cfg.select_metric]
-            run.log({f"val_{k}": metrics[k] for k in ("accuracy", "mean_class_accuracy", "macro_f1")}, progress.step)
-            run.info(f"epoch {progress.epoch} step {progress.step}: val {cfg.select_metric} {score:.4f} "
-                     f"(best {max(score, progress.best):.4f})")
-            if cfg.optim.recipe == "paper":
-                plateau.step(score)
-            if score > progress.best:
-                progress.best = score
-                save("best", metrics)
-            save("last", metrics)
+            end_of_epoch(run, progress, validate(), cfg.select_metric,
+                         [plateau] if cfg.optim.recipe == "paper" else [], save)
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
     bar.close()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,

@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from ..config import to_dict
 from ..data.shards import IndexedShards, indexed_train_loader, split_index
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform
+from ..data.transforms import denormalize, eval_transform
 from ..errors import ConfigError
 from ..eval.evaluate import split_metrics
 from ..eval.plots import image_grid, loss_curves
@@ -42,7 +42,7 @@ from ..models.mae import ARCHS
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae
 from ..models.registry import build_model
 from .checkpoint import latest_state, save_checkpoint, save_training_state
-from .finetune import AugConfig, FTDataConfig, sampling_plan, train_transform
+from .finetune import AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, train_transform
 from .runtime import Progress, Run, RunConfig, read_metrics
 
 
@@ -264,8 +264,9 @@ def train(cfg: PFViTConfig) -> dict:
     if resume is not None:
         acc.load_state(str(resume))
         run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
-    run.info(f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D {cfg.optim.d_lr:.3g}, "
-             f"{sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), losses {to_dict(cfg.loss)}")
+    run.info(f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
+             f"{cfg.optim.d_lr:.3g}, {sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), "
+             f"losses {to_dict(cfg.loss)}")
 
     transform = train_transform(cfg.model.img_size, cfg.aug)
     loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
@@ -276,15 +277,12 @@ def train(cfg: PFViTConfig) -> dict:
     unwrapped: PokerFaceViT = acc.unwrap_model(model)
     val_index = split_index(cfg.data.shards, cfg.data.val_split)
     vis_images, vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
-    preprocess = {"img_size": cfg.model.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
     def save(name: str, metrics: dict) -> None:
         if run.is_main:
             save_checkpoint(run.out / name, unwrapped, name="pfvit", config=mconfig, label_names=names,
                             step=progress.step, data_manifest=str(cfg.data.shards),
-                            extra={"preprocess": preprocess, "val": {k: metrics[k] for k in
-                                                                     ("accuracy", "mean_class_accuracy", "macro_f1")},
-                                   "train_config": to_dict(cfg), **init_info})
+                            extra=classifier_extra(cfg.model.img_size, metrics, cfg, init_info))
 
     def visualise() -> None:
         if run.is_main:
@@ -319,16 +317,7 @@ def train(cfg: PFViTConfig) -> dict:
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
             metrics = split_metrics(run, unwrapped.classifier, names, cfg.model.img_size, cfg.data, val_index)
-            score = metrics[cfg.select_metric]
-            run.log({f"val_{k}": metrics[k] for k in ("accuracy", "mean_class_accuracy", "macro_f1")}, progress.step)
-            run.info(f"epoch {progress.epoch} step {progress.step}: val {cfg.select_metric} {score:.4f} "
-                     f"(best {max(score, progress.best):.4f})")
-            for plateau in plateaus:
-                plateau.step(score)
-            if score > progress.best:
-                progress.best = score
-                save("best", metrics)
-            save("last", metrics)
+            end_of_epoch(run, progress, metrics, cfg.select_metric, plateaus, save)
             if run.is_main:
                 save_checkpoint(run.out / "discriminator", acc.unwrap_model(disc), name="pfvit_discriminator",
                                 config=discriminator_part(mconfig), label_names=names, step=progress.step)
