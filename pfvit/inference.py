@@ -20,8 +20,9 @@ from PIL import Image
 from .errors import CheckpointError, UserError
 from .train.checkpoint import load_model, read_meta
 
-# Checkpoints that classify: the ViT baseline, PF-ViT's export (E + S + C), and full PF-ViT (its E + S + C is used).
-CLASSIFIER_MODELS = ("vit", "pfvit_classifier", "pfvit")
+# Checkpoints that classify: the ViT baseline, PF-ViT's export (E + S + C), full PF-ViT (its E + S + C is used) and
+# the POSTER family.
+CLASSIFIER_MODELS = ("vit", "pfvit_classifier", "pfvit", "poster", "poster_v2")
 
 
 @dataclass

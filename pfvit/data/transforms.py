@@ -31,3 +31,25 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x * std + mean).clamp(0, 1)
+
+
+# ImageNet RGB principal components (AlexNet's PCA lighting), as used by POSTER-cv.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+
+
+class PCALighting(torch.nn.Module):
+    """AlexNet's lighting noise on a *normalised* image: adds ``V·(α ⊙ λ)`` with α ~ N(0, alphastd²) to the RGB
+    values. Normalisation is linear, so the shift is divided by the normalisation std."""
+
+    def __init__(self, alphastd: float, std=IMAGENET_STD):
+        super().__init__()
+        self.alphastd = alphastd
+        self.register_buffer("eigval", torch.tensor(IMAGENET_EIGVAL))
+        self.register_buffer("eigvec", torch.tensor(IMAGENET_EIGVEC))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = torch.randn(3) * self.alphastd
+        shift = self.eigvec @ (alpha * self.eigval)
+        return x + (shift / self.std).view(3, 1, 1)

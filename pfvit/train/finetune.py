@@ -164,9 +164,18 @@ def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
 
 
-def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int):
-    """Which training samples a K-class protocol keeps, their sampling weights (class-balanced sampling) and the
-    class weights of the loss: (keep, weights or None, class_weights or None, excluded counts)."""
+@dataclass
+class SamplingPlan:
+    """Which training samples a K-class protocol keeps, their sampling weights (class-balanced sampling), the
+    class weights of the loss, the per-class counts and what was excluded."""
+    keep: list[bool]
+    weights: Optional[list[float]]
+    class_weights: Optional[torch.Tensor]
+    counts: torch.Tensor
+    dropped: dict
+
+
+def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int) -> SamplingPlan:
     names = class_names(num_classes)
     _, labels = split_index(data.shards, data.train_split)
     keep = [0 <= y < num_classes for y in labels]
@@ -181,7 +190,7 @@ def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int):
                         "use a protocol without them or other shards")
     weights = [1.0 / counts[y].item() if k else 0.0 for y, k in zip(labels, keep)] if data.balanced_sampling else None
     class_weights = (counts.sum() / counts.float() / len(counts)).to(run.device) if data.class_weighted_loss else None
-    return keep, weights, class_weights, dropped
+    return SamplingPlan(keep, weights, class_weights, counts, dropped)
 
 
 VAL_KEYS = ("accuracy", "mean_class_accuracy", "macro_f1")
@@ -196,124 +205,148 @@ def classifier_extra(img_size: int, metrics: dict, cfg, init_info: dict) -> dict
 
 
 def end_of_epoch(run: Run, progress: Progress, metrics: dict, select_metric: str, schedulers, save) -> None:
-    """Model selection on the validation split: log the metrics, step the plateau schedulers, and call
-    ``save("best", metrics)`` when the selected metric improved, then ``save("last", metrics)``."""
+    """Model selection on the validation split: log the metrics, step the epoch schedulers (a plateau scheduler
+    on the selected metric), and call ``save("best", metrics)`` when the selected metric improved, then
+    ``save("last", metrics)``."""
     score = metrics[select_metric]
     run.log({f"val_{k}": metrics[k] for k in VAL_KEYS}, progress.step)
     run.info(f"epoch {progress.epoch} step {progress.step}: val {select_metric} {score:.4f} "
              f"(best {max(score, progress.best):.4f})")
     for scheduler in schedulers:
-        scheduler.step(score)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(score)
+        else:
+            scheduler.step()
     if score > progress.best:
         progress.best = score
         save("best", metrics)
     save("last", metrics)
 
 
-def train(cfg: FinetuneConfig) -> dict:
-    run = Run(cfg.run, cfg, "finetune_vit")
+def vote_target(sample: dict, key: str, num_classes: int) -> torch.Tensor:
+    """FER+ style soft label: the normalised vote counts stored under ``json[key]``."""
+    votes = sample["json"].get(key)
+    if votes is None or len(votes) < num_classes:
+        raise UserError(f"sample {sample['__key__']}: json has no {num_classes} vote counts under {key!r} "
+                        "(data.soft_labels)")
+    v = torch.tensor(votes[:num_classes], dtype=torch.float32)
+    return v / v.sum().clamp(min=1e-6)
+
+
+def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_config: dict, init_info: dict,
+                   plan: SamplingPlan, optimizer, loss_fn, transform, title: str, lr_at=None, schedulers=(),
+                   sam_rho: float | None = None) -> dict:
+    """The supervised loop every classifier stage shares (ViT baseline, POSTER family).
+
+    ``cfg`` has ``run``, ``model`` (``num_classes``, ``img_size``), ``data``, ``aug`` (mixup / cutmix /
+    label_smoothing), ``optim`` (``epochs``, ``max_steps``, ``clip_grad``) and ``select_metric``.
+    ``loss_fn(model, images, target)`` → loss, where ``target`` is class indices or (B, K) distributions (mixup,
+    FER+ votes). ``lr_at(step, total_steps, steps_per_epoch)`` sets the lr every step (else the optimizer's lr is
+    left to ``schedulers``, stepped at each epoch end). ``sam_rho``: sharpness-aware minimisation.
+    Writes ``OUT/best`` and ``OUT/last`` (``model_name`` checkpoints), state/, metrics.jsonl, loss.png, result.json.
+    """
     acc = run.accelerator
     names = class_names(cfg.model.num_classes)
-    mconfig = classifier_config(cfg.model)
-    model = build_model("vit", mconfig)
-    init_info = init_from_pretrained(model, cfg.model.init, run)
-
-    keep, weights, class_weights, dropped = sampling_plan(run, cfg.data, cfg.model.num_classes)
-
     eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
-    steps_per_epoch = max(1, sum(keep) // eff_batch)
+    steps_per_epoch = max(1, sum(plan.keep) // eff_batch)
     total_steps = cfg.optim.epochs * steps_per_epoch
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
-    optimizer, base_lr = make_optimizer(model, cfg.optim, eff_batch)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.optim.plateau_factor,
-                                                         patience=cfg.optim.plateau_patience)
     model, optimizer = acc.prepare(model, optimizer)
     progress = Progress()
     acc.register_for_checkpointing(progress)
-    acc.register_for_checkpointing(plateau)
+    for scheduler in schedulers:
+        acc.register_for_checkpointing(scheduler)
     resume = latest_state(cfg.run.out) if cfg.run.resume else None
     if resume is not None:
         acc.load_state(str(resume))
         run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
-    run.info(f"ViT baseline {cfg.model.arch}, {cfg.model.num_classes} classes, recipe {cfg.optim.recipe}, "
-             f"lr {base_lr:.3g}, {sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch)")
+    run.info(f"{title}: {cfg.model.num_classes} classes, lr {optimizer.param_groups[0]['lr']:.3g}, "
+             f"{sum(plan.keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch)")
 
-    transform = train_transform(cfg.model.img_size, cfg.aug)
     soft_key = cfg.data.soft_labels
 
     def make_example(sample: dict):
-        target = sample["cls"]
-        if soft_key is not None:
-            votes = sample["json"].get(soft_key)
-            if votes is None or len(votes) < cfg.model.num_classes:
-                raise UserError(f"sample {sample['__key__']}: json has no {cfg.model.num_classes} vote counts under "
-                                f"{soft_key!r} (data.soft_labels)")
-            v = torch.tensor(votes[:cfg.model.num_classes], dtype=torch.float32)
-            target = v / v.sum().clamp(min=1e-6)
+        target = sample["cls"] if soft_key is None else vote_target(sample, soft_key, cfg.model.num_classes)
         return transform(sample["jpg"]), target
 
     loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
                                      start_batch=progress.step * cfg.run.grad_accum_steps,
-                                     num_workers=cfg.data.num_workers, keep=keep, weights=weights)
+                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
     mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=cfg.aug.label_smoothing,
                   num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
     unwrapped = acc.unwrap_model(model)
-    warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
-
     val_index = split_index(cfg.data.shards, cfg.data.val_split)
-
-    def validate() -> dict:
-        return split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, val_index)
 
     def save(name: str, metrics: dict) -> None:
         if run.is_main:
-            save_checkpoint(run.out / name, unwrapped, name="vit", config=mconfig, label_names=names,
+            save_checkpoint(run.out / name, unwrapped, name=model_name, config=model_config, label_names=names,
                             step=progress.step, data_manifest=str(cfg.data.shards),
                             extra=classifier_extra(cfg.model.img_size, metrics, cfg, init_info))
 
     model.train()
-    window, t0, lr = [], time.time(), base_lr
-    bar = run.progress(total=total_steps, initial=progress.step, desc="finetune")
+    window, t0 = [], time.time()
+    bar = run.progress(total=total_steps, initial=progress.step, desc=title)
     for images, target in loader:
         if progress.step >= total_steps:
             break
         images, target = images.to(acc.device), target.to(acc.device)
         if mixup is not None and soft_key is None:
             images, target = mixup(images, target)
-        def compute_loss():
-            logits = model(images).float()
-            if target.dim() == 2:
-                return soft_target_loss(logits, target)
-            return F.cross_entropy(logits, target, weight=class_weights, label_smoothing=cfg.aug.label_smoothing)
-
-        # The MAE recipe sets the lr every step; the paper's plateau scheduler owns it otherwise.
-        step_lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr) \
-            if cfg.optim.recipe == "mae" else None
-        loss = run.train_step(model, optimizer, compute_loss, lr=step_lr, clip_grad=cfg.optim.clip_grad,
-                              step=progress.step, hint="lower optim.lr or set optim.clip_grad")
-        lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
+        step_lr = lr_at(progress.step, total_steps, steps_per_epoch) if lr_at is not None else None
+        loss = run.train_step(model, optimizer, lambda: loss_fn(model, images, target), lr=step_lr,
+                              clip_grad=cfg.optim.clip_grad, step=progress.step, sam_rho=sam_rho,
+                              hint="lower optim.lr or set optim.clip_grad")
         window.append(loss.item())
         if not acc.sync_gradients:
             continue
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
+            lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
             run.log({"loss": sum(window) / len(window), "lr": lr,
                      "images_per_s": len(window) * images.shape[0] * acc.num_processes / (time.time() - t0)},
                     progress.step)
             window, t0 = [], time.time()
         if progress.step % steps_per_epoch == 0 or progress.step == total_steps:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
-            end_of_epoch(run, progress, validate(), cfg.select_metric,
-                         [plateau] if cfg.optim.recipe == "paper" else [], save)
+            metrics = split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, val_index)
+            end_of_epoch(run, progress, metrics, cfg.select_metric, schedulers, save)
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
     bar.close()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
-                                                     "excluded_train_samples": dropped})
+                                                     "excluded_train_samples": plan.dropped})
     if run.is_main:
-        loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss", "val_accuracy"], run.out / "loss.png",
-                    "ViT fine-tune")
+        loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss", "val_accuracy"], run.out / "loss.png", title)
     run.finish()
     return result
+
+
+def train(cfg: FinetuneConfig) -> dict:
+    run = Run(cfg.run, cfg, "finetune_vit")
+    mconfig = classifier_config(cfg.model)
+    model = build_model("vit", mconfig)
+    init_info = init_from_pretrained(model, cfg.model.init, run)
+    plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
+    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * run.accelerator.num_processes
+    optimizer, base_lr = make_optimizer(model, cfg.optim, eff_batch)
+    schedulers, lr_at = [], None
+    if cfg.optim.recipe == "paper":
+        schedulers.append(torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.optim.plateau_factor, patience=cfg.optim.plateau_patience))
+    else:
+        def lr_at(step: int, total_steps: int, steps_per_epoch: int) -> float:
+            return warmup_cosine(step, total_steps, cfg.optim.warmup_epochs * steps_per_epoch, base_lr,
+                                 cfg.optim.min_lr)
+
+    def loss_fn(model, images, target):
+        logits = model(images).float()
+        if target.dim() == 2:
+            return soft_target_loss(logits, target)
+        return F.cross_entropy(logits, target, weight=plan.class_weights, label_smoothing=cfg.aug.label_smoothing)
+
+    return fit_classifier(run, cfg, model, model_name="vit", model_config=mconfig, init_info=init_info, plan=plan,
+                          optimizer=optimizer, loss_fn=loss_fn, transform=train_transform(cfg.model.img_size, cfg.aug),
+                          title=f"ViT baseline {cfg.model.arch} ({cfg.optim.recipe} recipe)", lr_at=lr_at,
+                          schedulers=schedulers)

@@ -243,7 +243,8 @@ def train(cfg: PFViTConfig) -> dict:
         fr.to(acc.device)
         run.info(f"FR orthogonality through {fr.name} ({'pretrained' if fr.pretrained else 'RANDOM weights'})")
 
-    keep, weights, class_weights, dropped = sampling_plan(run, cfg.data, cfg.model.num_classes)
+    plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
+    keep, weights, class_weights, dropped = plan.keep, plan.weights, plan.class_weights, plan.dropped
     eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
     steps_per_epoch = max(1, sum(keep) // eff_batch)
     total_steps = cfg.optim.epochs * steps_per_epoch

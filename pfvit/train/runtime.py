@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
 from ..config import save_config, to_dict
+from ..errors import UserError
 
 log = logging.getLogger("pfvit")
 
@@ -161,22 +162,29 @@ class Run:
         bad = self.accelerator.reduce((~torch.isfinite(loss.detach())).float().reshape(1), "sum")
         if bad.item() > 0:
             from .checkpoint import latest_state
-            from ..errors import UserError
 
             raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); last good state: "
                             f"{latest_state(self.out) or 'none'}; {hint}")
 
     def train_step(self, model, optimizer, compute_loss, *, lr: float | None, clip_grad: float | None, step: int,
-                   keys=(), hint: str = "lower the learning rate or set optim.clip_grad") -> torch.Tensor:
+                   keys=(), hint: str = "lower the learning rate or set optim.clip_grad",
+                   sam_rho: float | None = None) -> torch.Tensor:
         """One micro-batch under ``accumulate``: the loss (``compute_loss()``) under the launcher's precision, a
         finite-loss check on every process, backward, and — when accumulation is complete — clipping, the lr
-        (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step."""
+        (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step.
+
+        ``sam_rho``: sharpness-aware minimisation (Foret et al. 2021) — after the first backward the weights move
+        to ``w + ρ·g/‖g‖``, the loss is recomputed there, and its gradient is applied at the original ``w``."""
         acc = self.accelerator
         with acc.accumulate(model):
             with acc.autocast():
                 loss = compute_loss()
             self.check_finite(loss, step, keys, hint)
             acc.backward(loss)
+            if sam_rho is not None:
+                if not acc.sync_gradients:
+                    raise UserError("SAM needs whole batches: set run.grad_accum_steps=1 or optim.sam_rho=null")
+                self._sam_second_pass(model, optimizer, compute_loss, sam_rho)
             if acc.sync_gradients:
                 if clip_grad is not None:
                     acc.clip_grad_norm_(model.parameters(), clip_grad)
@@ -186,6 +194,21 @@ class Run:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return loss.detach()
+
+    def _sam_second_pass(self, model, optimizer, compute_loss, rho: float) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            shifts = [p.grad * (rho / (norm + 1e-12)) for p in params]
+            for p, e in zip(params, shifts):
+                p.add_(e)
+        optimizer.zero_grad(set_to_none=True)
+        with self.accelerator.autocast():
+            loss = compute_loss()
+        self.accelerator.backward(loss)
+        with torch.no_grad():
+            for p, e in zip(params, shifts):
+                p.sub_(e)
 
     def write_result(self, model: torch.nn.Module, step: int, extra: dict | None = None) -> dict:
         """Gather every process's step and a weight checksum into ``OUT/result.json``: a run whose processes

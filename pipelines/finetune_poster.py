@@ -1,0 +1,27 @@
+"""Stage 6: POSTER / POSTER++ / POSTER-Var heads on the papers' IR-50 + MobileFaceNet or on the pipeline's encoder.
+
+    accelerate launch pipelines/finetune_poster.py --config configs/finetune_poster/poster_pp.yaml \
+        model.ir50=pretrain/ir50.pth model.mobilefacenet=pretrain/mobilefacenet_model_best.pth.tar
+    python pipelines/finetune_poster.py --config configs/finetune_poster/demo_poster_var.yaml
+
+Reads: data.shards (train and val splits); model.ir50 / model.mobilefacenet (face backbone) or model.init (a MAE,
+ViT or PF-ViT checkpoint for the encoder backbone).
+Writes: run.out/best and run.out/last (classifier checkpoints; selection on the validation split only), state/,
+metrics.jsonl, loss.png, config.yaml, result.json. Evaluate with pipelines/evaluate.py checkpoint=run.out/best.
+"""
+
+import sys
+
+from pfvit.config import parse_stage_args
+from pfvit.errors import cli_entry
+from pfvit.train.poster_train import PosterConfig, train
+
+
+@cli_entry
+def main(argv=None) -> int:
+    train(parse_stage_args(PosterConfig, argv, __doc__, default_config="configs/finetune_poster/poster_pp.yaml"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
