@@ -64,6 +64,20 @@ class Classifier(nn.Module):
         x = torch.cat(batch).to(self.mean.device)
         return (x - self.mean) / self.std
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The vector the head classifies (B, D): ViT [CLS] (or pooled tokens), PF-ViT's V_e[CLS], POSTER's
+        SE-gated [CLS] — what retrieval compares."""
+        from .models.pfvit import EmotionClassifier
+
+        m = self.model
+        if isinstance(m, EmotionClassifier):
+            return m.separate(x)[1][:, 0]
+        if hasattr(m, "forward_head"):  # timm ViT
+            return m.forward_head(m.forward_features(x), pre_logits=True)
+        if hasattr(m, "features"):  # POSTER family
+            return m.features(x)
+        raise UserError(f"{type(m).__name__} exposes no feature vector; use a ViT, PF-ViT or POSTER checkpoint")
+
     @torch.no_grad()
     def predict(self, images) -> Prediction:
         probs = self(self.preprocess(images)).float().softmax(dim=-1)

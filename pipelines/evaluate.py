@@ -2,6 +2,7 @@
 
     python pipelines/evaluate.py checkpoint=runs/vit/best shards=shards/synthetic split=test out=runs/vit/eval_test
     accelerate launch --multi_gpu --num_processes 8 pipelines/evaluate.py checkpoint=… shards=… tta_flip=true
+    python pipelines/evaluate.py checkpoint=runs/poster_pp/best shards=… cam=4     # + cam.png, 4 faces per class
 
 Every sample is counted exactly once across processes, and the count is checked against the shard manifest.
 """

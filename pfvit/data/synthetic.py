@@ -490,3 +490,14 @@ def contact_sheet(seed: int = 0, size: int = 112, identities: int = 4) -> Image.
         sheet.paste(render(identity, NEUTRAL_EXPRESSION, disturbance, size, supersample=2),
                     (col * size, 16 + identities * size))
     return sheet
+
+
+def group_photo(seed: int = 0, faces: int = 3, face_size: int = 160, background=(196, 200, 204)) -> Image.Image:
+    """A "photo" of several synthetic faces side by side on a plain background, for trying face detection and
+    ``predict.py`` without real data (a cartoon face is not always detected: count what the detector finds)."""
+    samples = synthetic_samples(faces, faces, seed=seed, fractions=(1.0, 0.0, 0.0))["train"]
+    gap = face_size // 4
+    canvas = Image.new("RGB", (gap + faces * (face_size + gap), face_size + 2 * gap), background)
+    for i, sample in enumerate(samples):
+        canvas.paste(sample.image(face_size), (gap + i * (face_size + gap), gap))
+    return canvas

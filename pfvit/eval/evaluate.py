@@ -42,6 +42,9 @@ class EvalConfig:
     pokerface_limit: Optional[int] = None
     fr_model: str = "sface"  # identity of poker face vs input: FR cosine (none: SSIM as a pixel-space proxy)
     fr_weights: Optional[str] = None
+    # CAM sheet (cam.png): this many faces of each true class, overlaid with the CAM of the predicted class.
+    cam: int = 0
+    cam_method: str = "gradcam++"
 
 
 def check_protocol(labels: list[int], num_classes: int, where: str) -> None:
@@ -115,6 +118,8 @@ def evaluate(cfg: EvalConfig) -> dict:
                "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip}
     if cfg.pokerface and run.is_main:
         metrics["pokerface"] = _pokerface(cfg, run.device)
+    if cfg.cam > 0 and run.is_main:
+        _cam_sheet(cfg, classifier, labels)
     if run.is_main:
         out = Path(cfg.out)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -148,6 +153,19 @@ def _pokerface(cfg: EvalConfig, device) -> dict:
                                device=device, limit=cfg.pokerface_limit, sheet=Path(cfg.out) / "pokerface.png")
     result["judge"] = cfg.judge
     return result
+
+
+def _cam_sheet(cfg: EvalConfig, classifier: Classifier, labels: list[int]) -> None:
+    from ..data.shards import IndexedShards
+    from .cam import cam_sheet
+
+    shards = IndexedShards(cfg.shards, cfg.split)
+    rows = {name: [] for name in classifier.class_names}
+    for i, y in enumerate(labels):
+        row = rows[classifier.class_names[y]]
+        if len(row) < cfg.cam:
+            row.append(shards.sample(i)["jpg"])
+    cam_sheet(classifier, rows, Path(cfg.out) / "cam.png", cfg.cam_method)
 
 
 class _WithIndex(torch.utils.data.Dataset):
