@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from pfvit.errors import CheckpointError
+from pfvit.errors import CheckpointError, UserError
 from pfvit.labels import NEUTRAL, class_names
 from pfvit.models import pfvit_losses as L
 from pfvit.models.mae import MaskedAutoencoderViT, mae_config
@@ -198,9 +198,12 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     assert (out / "samples" / "step_0000070.png").is_file() and (out / "loss.png").is_file()
     assert {"dis", "adv", "orth", "poker_rec"} <= set(records[-1])
 
-    exported = tmp_path / "classifier"
-    proc = run_script([PYTHON, "pipelines/export_classifier.py", f"checkpoint={out / 'best'}", f"out={exported}"])
-    assert proc.returncode == 0, proc.stderr
+    # Export (the script is exercised by the chain smoke test, tests/test_chain.py) and evaluation with the
+    # poker-face measures, in-process.
+    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.export import export_classifier
+
+    exported = export_classifier(out / "best", tmp_path / "classifier")
     clf = load_classifier(exported)  # the export alone: no training config needed
     assert type(clf.model).__name__ == "EmotionClassifier"
     full = load_model(out / "best", expected="pfvit")
@@ -210,19 +213,15 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     assert sum(p.numel() for p in clf.parameters()) < 0.8 * sum(p.numel() for p in full.parameters())
 
     ev = tmp_path / "eval"
-    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={out / 'best'}",
-                       f"shards={shards}", "split=test", f"out={ev}", "pokerface=true",
-                       f"judge={exported}", "num_workers=0"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    metrics = json.loads((ev / "metrics.json").read_text())
-    assert metrics["num_samples"] == 6
+    metrics = evaluate(EvalConfig(checkpoint=str(out / "best"), shards=str(shards), split="test", out=str(ev),
+                                  pokerface=True, judge=str(exported), num_workers=0))
+    assert metrics["num_samples"] == 6 and json.loads((ev / "metrics.json").read_text())["num_samples"] == 6
     poker = metrics["pokerface"]
     assert poker["has_twins"] and poker["samples"] == 6 and 0 <= poker["judge_neutral_poker"] <= 1
     assert poker["psnr_input_vs_twin"] > 15  # the input differs from its twin by the expression only
     assert (ev / "pokerface.png").is_file()
-    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={exported}", f"shards={shards}",
-                       f"out={tmp_path / 'ev2'}", "pokerface=true"])
-    assert proc.returncode == 2 and "has no generator" in proc.stderr
+    with pytest.raises(UserError, match="has no generator"):
+        evaluate(EvalConfig(checkpoint=str(exported), shards=str(shards), out=str(tmp_path / "ev2"), pokerface=True))
 
 
 def test_killed_pfvit_run_resumes_identically(synthetic_shards, tmp_path):

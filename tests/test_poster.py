@@ -216,11 +216,11 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
     meta = json.loads((out / "best" / "meta.json").read_text())
     assert meta["model"] == "poster_v2" and meta["extra"]["separator_tensors"] == 4
     assert meta["extra"]["encoder_tensors"] == len(pf.encoder.state_dict())
-    ev = tmp_path / "eval"
-    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={out / 'best'}", f"shards={synthetic_shards}",
-                       "split=test", f"out={ev}", "num_workers=0"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((ev / "metrics.json").read_text())["num_samples"] == 40
+    from pfvit.eval.evaluate import EvalConfig, evaluate
+
+    metrics = evaluate(EvalConfig(checkpoint=str(out / "best"), shards=str(synthetic_shards), split="test",
+                                  out=str(tmp_path / "eval"), num_workers=0))
+    assert metrics["num_samples"] == 40
     # The wrong file for the encoder is a clear one-line error.
     proc = run_script([PYTHON, "pipelines/finetune_poster.py", "--config",
                        "configs/finetune_poster/demo_poster_pp.yaml", f"data.shards={synthetic_shards}",

@@ -1,0 +1,44 @@
+"""The whole chain at toy size: `make demo` with a few steps per stage, every artefact of the report present."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    demo = tmp_path / "demo"
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "demo", f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120",
+         "DEMO_IDENTITIES=12", "DEMO_SIZE=64",
+         "DEMO_ARGS=optim.max_steps=2 data.batch_size=8 data.num_workers=0 run.log_every=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for stage in ("vit", "pfvit", "poster_pp", "poster_var"):
+        metrics = json.loads((demo / stage / "eval_test" / "metrics.json").read_text())
+        assert metrics["num_samples"] == 12 and 0 <= metrics["accuracy"] <= 1
+    assert "pokerface" in json.loads((demo / "pfvit" / "eval_test" / "metrics.json").read_text())
+    summary = json.loads((demo / "predict" / "summary.json").read_text())
+    assert summary["images"] == 1 and summary["errors"] == 0
+    report = (demo / "report.md").read_text()
+    assert len(re.findall(r"^\| (ViT|PF-ViT|POSTER)", report, re.M)) == 4
+    pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    names = " ".join(pictures)
+    for expected in ("mae/reconstructions", "pfvit/eval_test/pokerface.png", "confusion.png", "loss.png",
+                     "poster_pp/eval_test/cam.png", "predict/annotated"):
+        assert expected in names, expected
+    assert all((demo / p).is_file() for p in pictures)
+    page = (demo / "report.html").read_text()
+    assert all(f'src="{p}"' in page for p in pictures)
+    # A re-run redoes nothing: every stage is a file target.
+    again = subprocess.run(["make", "--no-print-directory", "-q", f"{demo}/report.md", f"DEMO={demo}",
+                            f"DEMO_SHARDS={demo}/shards"], cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout
