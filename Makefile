@@ -13,7 +13,7 @@ ARGS ?=
 DOTTED := $(foreach v,$(.VARIABLES),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 STAGE_ARGS = $(DOTTED) $(ARGS)
 
-DEMO_PHONY := demo clean-demo
+DEMO_PHONY := demo fer2013 clean-demo
 .PHONY: setup test $(DEMO_PHONY)
 
 setup: $(STAMP)
@@ -56,17 +56,61 @@ report: setup
 shards: setup
 	$(PY) pipelines/make_shards.py $(SHARD_ARGS)
 
-# ---- the demo chain on synthetic faces (stages are file targets: a re-run redoes only what changed) ----------
-# Sizes are variables so that the test suite runs the same chain at toy size (tests/test_chain.py).
+# ---- the chain (stages are file targets: a re-run redoes only what changed) ----------------------------------
+# $(call CHAIN,NAME,RUN,SHARDS,SIZE,SPLIT,CHECKPOINT): configs/<stage>/NAME*.yaml trained on SHARDS into RUN,
+# every model evaluated on SPLIT from its CHECKPOINT folder (best: selected on val; last: no selection), then
+# RUN/report.md. NAME_ARGS are overrides for every training stage (the smoke test passes optim.max_steps=… there).
+# Plain python on one device; accelerate launch when ACCELERATE_ARGS asks for more (the stages accept both).
+RUN_STAGE = $(if $(strip $(ACCELERATE_ARGS)),$(ACCELERATE) launch $(ACCELERATE_ARGS),$(PY))
+define CHAIN
+$(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
+	$$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
+		run.out=$(2)/mae model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+
+$(2)/vit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/finetune_vit/$(1).yaml
+	$$(RUN_STAGE) pipelines/finetune_vit.py --config configs/finetune_vit/$(1).yaml data.shards=$(3) \
+		model.init=$(2)/mae/checkpoint run.out=$(2)/vit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+
+$(2)/pfvit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/pfvit/$(1).yaml
+	$$(RUN_STAGE) pipelines/pfvit_train.py --config configs/pfvit/$(1).yaml data.shards=$(3) \
+		model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+
+$(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
+	$$(PY) pipelines/export_classifier.py checkpoint=$(2)/pfvit/$(6) out=$(2)/pfvit/classifier
+
+# POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
+$(2)/%/$(6)/meta.json: $(2)/pfvit/$(6)/meta.json configs/finetune_poster/$(1)_%.yaml
+	$$(RUN_STAGE) pipelines/finetune_poster.py --config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) \
+		model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+
+$(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
+	$$(PY) pipelines/evaluate.py checkpoint=$(2)/vit/$(6) shards=$(3) split=$(5) out=$(2)/vit/eval_$(5)
+
+# The ViT baseline judges whether the poker faces look neutral (an independently trained classifier).
+$(2)/pfvit/eval_$(5)/metrics.json: $(2)/pfvit/classifier/meta.json $(2)/vit/$(6)/meta.json
+	$$(PY) pipelines/evaluate.py checkpoint=$(2)/pfvit/$(6) shards=$(3) split=$(5) out=$(2)/pfvit/eval_$(5) \
+		pokerface=true judge=$(2)/vit/$(6)
+
+$(2)/poster_pp/eval_$(5)/metrics.json: $(2)/poster_pp/$(6)/meta.json
+	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_pp/$(6) shards=$(3) split=$(5) \
+		out=$(2)/poster_pp/eval_$(5) cam=3
+
+$(2)/poster_var/eval_$(5)/metrics.json: $(2)/poster_var/$(6)/meta.json
+	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_var/$(6) shards=$(3) split=$(5) out=$(2)/poster_var/eval_$(5)
+
+$(2)/report.md: $(foreach m,vit pfvit poster_pp poster_var,$(2)/$(m)/eval_$(5)/metrics.json) $$($(1)_REPORT_DEPS)
+	$$(PY) pipelines/report.py run=$(2) split=$(5) "title=$$($(1)_TITLE)"
+endef
+
+# ---- make demo: built-in synthetic faces; sizes are variables so that tests/test_chain.py runs it at toy size --
 DEMO ?= runs/demo
 DEMO_SHARDS ?= shards/synthetic
 DEMO_NUM ?= 3000
 DEMO_IDENTITIES ?= 100
 DEMO_SIZE ?= 112
-# Overrides for every training stage of the demo (the smoke test passes optim.max_steps=… here).
-DEMO_ARGS ?=
-# Plain python on one device; accelerate launch when ACCELERATE_ARGS asks for more (the stages accept both).
-DEMO_RUN = $(if $(strip $(ACCELERATE_ARGS)),$(ACCELERATE) launch $(ACCELERATE_ARGS),$(PY))
+demo_ARGS = $(DEMO_ARGS)
+demo_TITLE = pfvit demo on synthetic faces
+demo_REPORT_DEPS = $(DEMO)/predict/summary.json
 
 demo: setup $(DEMO)/report.md
 	@echo "demo done: open $(DEMO)/report.html (or report.md); every stage's outputs are under $(DEMO)/"
@@ -75,48 +119,6 @@ $(DEMO_SHARDS)/manifest.json: | setup
 	$(PY) pipelines/make_shards.py --source synthetic --num $(DEMO_NUM) --identities $(DEMO_IDENTITIES) \
 		--size $(DEMO_SIZE) --maxcount 500 --workers 2 --out $(DEMO_SHARDS)
 
-$(DEMO)/mae/checkpoint/meta.json: $(DEMO_SHARDS)/manifest.json configs/mae_pretrain/demo.yaml
-	$(DEMO_RUN) pipelines/mae_pretrain.py --config configs/mae_pretrain/demo.yaml \
-		data.shards=$(DEMO_SHARDS) run.out=$(DEMO)/mae model.img_size=$(DEMO_SIZE) $(DEMO_ARGS) $(STAGE_ARGS)
-
-$(DEMO)/vit/best/meta.json: $(DEMO)/mae/checkpoint/meta.json configs/finetune_vit/demo.yaml
-	$(DEMO_RUN) pipelines/finetune_vit.py --config configs/finetune_vit/demo.yaml data.shards=$(DEMO_SHARDS) \
-		model.init=$(DEMO)/mae/checkpoint run.out=$(DEMO)/vit model.img_size=$(DEMO_SIZE) $(DEMO_ARGS) $(STAGE_ARGS)
-
-$(DEMO)/pfvit/best/meta.json: $(DEMO)/mae/checkpoint/meta.json configs/pfvit/demo.yaml
-	$(DEMO_RUN) pipelines/pfvit_train.py --config configs/pfvit/demo.yaml data.shards=$(DEMO_SHARDS) \
-		model.init=$(DEMO)/mae/checkpoint run.out=$(DEMO)/pfvit model.img_size=$(DEMO_SIZE) $(DEMO_ARGS) $(STAGE_ARGS)
-
-$(DEMO)/pfvit/classifier/meta.json: $(DEMO)/pfvit/best/meta.json
-	$(PY) pipelines/export_classifier.py checkpoint=$(DEMO)/pfvit/best out=$(DEMO)/pfvit/classifier
-
-# POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
-$(DEMO)/poster_pp/best/meta.json: $(DEMO)/pfvit/best/meta.json configs/finetune_poster/demo_poster_pp.yaml
-	$(DEMO_RUN) pipelines/finetune_poster.py --config configs/finetune_poster/demo_poster_pp.yaml \
-		data.shards=$(DEMO_SHARDS) model.init=$(DEMO)/pfvit/best run.out=$(DEMO)/poster_pp \
-		model.img_size=$(DEMO_SIZE) $(DEMO_ARGS) $(STAGE_ARGS)
-
-$(DEMO)/poster_var/best/meta.json: $(DEMO)/pfvit/best/meta.json configs/finetune_poster/demo_poster_var.yaml
-	$(DEMO_RUN) pipelines/finetune_poster.py --config configs/finetune_poster/demo_poster_var.yaml \
-		data.shards=$(DEMO_SHARDS) model.init=$(DEMO)/pfvit/best run.out=$(DEMO)/poster_var \
-		model.img_size=$(DEMO_SIZE) $(DEMO_ARGS) $(STAGE_ARGS)
-
-$(DEMO)/vit/eval_test/metrics.json: $(DEMO)/vit/best/meta.json
-	$(PY) pipelines/evaluate.py checkpoint=$(DEMO)/vit/best shards=$(DEMO_SHARDS) split=test out=$(DEMO)/vit/eval_test
-
-# The ViT baseline judges whether the poker faces look neutral (an independently trained classifier).
-$(DEMO)/pfvit/eval_test/metrics.json: $(DEMO)/pfvit/classifier/meta.json $(DEMO)/vit/best/meta.json
-	$(PY) pipelines/evaluate.py checkpoint=$(DEMO)/pfvit/best shards=$(DEMO_SHARDS) split=test \
-		out=$(DEMO)/pfvit/eval_test pokerface=true judge=$(DEMO)/vit/best
-
-$(DEMO)/poster_pp/eval_test/metrics.json: $(DEMO)/poster_pp/best/meta.json
-	$(PY) pipelines/evaluate.py checkpoint=$(DEMO)/poster_pp/best shards=$(DEMO_SHARDS) split=test \
-		out=$(DEMO)/poster_pp/eval_test cam=3
-
-$(DEMO)/poster_var/eval_test/metrics.json: $(DEMO)/poster_var/best/meta.json
-	$(PY) pipelines/evaluate.py checkpoint=$(DEMO)/poster_var/best shards=$(DEMO_SHARDS) split=test \
-		out=$(DEMO)/poster_var/eval_test
-
 $(DEMO)/photo.jpg: | setup
 	$(PY) pipelines/synthetic_photo.py $@ --faces 4 --seed 1
 
@@ -124,9 +126,25 @@ $(DEMO)/predict/summary.json: $(DEMO)/photo.jpg $(DEMO)/poster_pp/best/meta.json
 	$(PY) pipelines/predict.py checkpoint=$(DEMO)/poster_pp/best "inputs=[$(DEMO)/photo.jpg]" out=$(DEMO)/predict \
 		pokerface=$(DEMO)/pfvit/best cam=true
 
-DEMO_EVALS := $(foreach m,vit pfvit poster_pp poster_var,$(DEMO)/$(m)/eval_test/metrics.json)
-$(DEMO)/report.md: $(DEMO_EVALS) $(DEMO)/predict/summary.json
-	$(PY) pipelines/report.py run=$(DEMO)
+$(eval $(call CHAIN,demo,$(DEMO),$(DEMO_SHARDS),$(DEMO_SIZE),test,best))
+
+# ---- make fer2013 DATA=…: the same chain on real faces (train.tar → train, publictest.tar → val) -------------
+# No model selection on the reported split: every model is evaluated from last/ (a fixed schedule).
+DATA ?= ../shared/data/fer2013
+FER ?= runs/fer2013
+FER_SHARDS ?= shards/fer2013
+FER_SIZE ?= 112
+fer2013_ARGS = $(FER_ARGS)
+fer2013_TITLE = pfvit on FER2013 (train → PublicTest)
+
+fer2013: setup $(FER)/report.md
+	@echo "fer2013 done: open $(FER)/report.html; numbers go to docs/results.md"
+
+$(FER_SHARDS)/manifest.json: | setup
+	$(PY) pipelines/make_shards.py --source fer2013_folder --root $(DATA)/train.tar $(DATA)/publictest.tar \
+		--size $(FER_SIZE) --maxcount 5000 --workers 2 --out $(FER_SHARDS)
+
+$(eval $(call CHAIN,fer2013,$(FER),$(FER_SHARDS),$(FER_SIZE),val,last))
 
 clean-demo:
 	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json

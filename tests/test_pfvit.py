@@ -230,9 +230,13 @@ def test_killed_pfvit_run_resumes_identically(synthetic_shards, tmp_path):
 
 
 def test_init_needs_a_full_mae(synthetic_shards, tmp_path):
-    proc = run_script([PYTHON, *PF_ARGS, f"data.shards={synthetic_shards}", f"run.out={tmp_path / 'x'}",
-                       "model.init=runs/does-not-exist"])
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error:")
+    from pfvit.config import load_config
+    from pfvit.train.pfvit_train import PFViTConfig, train
+
+    cfg = load_config(PFViTConfig, PF_ARGS[2], [*PF_ARGS[3:], f"data.shards={synthetic_shards}",
+                                                f"run.out={tmp_path / 'x'}", "model.init=runs/does-not-exist"])
+    with pytest.raises(CheckpointError, match="does-not-exist"):
+        train(cfg)
 
 
 def test_poker_faces_of_real_face_files_with_a_broken_one(shared_data, tmp_path):
