@@ -226,3 +226,35 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
                        "configs/finetune_poster/demo_poster_pp.yaml", f"data.shards={synthetic_shards}",
                        f"model.init={synthetic_shards / 'manifest.json'}", f"run.out={tmp_path / 'bad'}"])
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "manifest.json" in proc.stderr
+
+
+def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(tmp_path):
+    """SAM (Foret et al.): w ← w − lr·∇L(w + ρ·g/‖g‖), g = ∇L(w); ρ = 0 is a plain step."""
+    from pfvit.train.runtime import Run, RunConfig
+
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    base = torch.nn.Linear(5, 3)
+
+    def sam_by_hand(rho: float) -> torch.Tensor:
+        m = torch.nn.Linear(5, 3)
+        m.load_state_dict(base.state_dict())
+        grads = torch.autograd.grad(F.cross_entropy(m(x), y), list(m.parameters()))
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        with torch.no_grad():
+            for p, g in zip(m.parameters(), grads):
+                p.add_(rho * g / norm)
+        grads = torch.autograd.grad(F.cross_entropy(m(x), y), list(m.parameters()))
+        return torch.cat([(p0 - 0.1 * g).flatten() for p0, g in zip(base.parameters(), grads)])
+
+    run = Run(RunConfig(out=str(tmp_path)), {}, "sam_test")
+    for rho in (0.0, 0.5):
+        model = torch.nn.Linear(5, 3)
+        model.load_state_dict(base.state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        run.train_step(model, opt, lambda: F.cross_entropy(model(x), y), lr=None, clip_grad=None, step=0,
+                       sam_rho=rho)
+        torch.testing.assert_close(torch.cat([p.detach().flatten() for p in model.parameters()]), sam_by_hand(rho))
+    plain = torch.cat([(p - 0.1 * g).flatten() for p, g in zip(
+        base.parameters(), torch.autograd.grad(F.cross_entropy(base(x), y), list(base.parameters())))])
+    assert not torch.allclose(sam_by_hand(0.5), plain)

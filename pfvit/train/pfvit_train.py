@@ -192,9 +192,7 @@ def initialise(model: PokerFaceViT, disc: Discriminator, path: str | None, run: 
     if path is None:
         msg = ("model.init is not set: PF-ViT starts from RANDOM weights, without MAE pretraining; the paper's "
                "E, G and D are copies of a pretrained MAE (set model.init=runs/…/mae/checkpoint)")
-        run.info("WARNING " + msg)
-        if run.is_main:
-            print(f"warning: {msg}", flush=True)
+        run.warn(msg)
         return {"init": None}
     counts = init_from_mae(model, disc, read_pretrained(path, ("mae",)))
     run.info(f"initialised from {path}: {counts} tensors (encoder → E, decoder → G and D)")

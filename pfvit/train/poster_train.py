@@ -124,12 +124,6 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, cfg: PosterL
     return lsce if cfg.kind == "lsce" else 2 * lsce + ce  # POSTER's 2·LSCE + CE
 
 
-def _warn(run: Run, msg: str) -> None:
-    run.info("WARNING " + msg)
-    if run.is_main:
-        print(f"warning: {msg}", flush=True)
-
-
 def build_poster_model(cfg: PosterModelConfig, run: Run) -> tuple[nn.Module, str, dict, dict]:
     """(model with its pretrained parts loaded, registered name, build config, init report)."""
     m = cfg
@@ -151,14 +145,14 @@ def build_poster_model(cfg: PosterModelConfig, run: Run) -> tuple[nn.Module, str
     info: dict = {"init": None}
     if m.backbone == "face":
         if m.ir50 is None or m.mobilefacenet is None:
-            _warn(run, "model.ir50 / model.mobilefacenet not set: the face backbone starts from RANDOM weights "
-                       "(the papers use IR-50 from MS-Celeb-1M and a trained landmark MobileFaceNet); give the "
-                       "released files' paths")
+            run.warn("model.ir50 / model.mobilefacenet not set: the face backbone starts from RANDOM weights "
+                     "(the papers use IR-50 from MS-Celeb-1M and a trained landmark MobileFaceNet); give the "
+                     "released files' paths")
         info.update(load_face_weights(model.backbone, m.ir50, m.mobilefacenet))
         info["init"] = {"ir50": m.ir50, "mobilefacenet": m.mobilefacenet}
     elif m.init is None:
-        _warn(run, "model.init is not set: the encoder backbone starts from RANDOM weights; give a MAE / ViT / "
-                   "PF-ViT checkpoint (model.init=runs/…)")
+        run.warn("model.init is not set: the encoder backbone starts from RANDOM weights; give a MAE / ViT / "
+                 "PF-ViT checkpoint (model.init=runs/…)")
     else:
         info.update(_load_encoder(model.backbone, m.init, init_meta))
         info["init"] = str(m.init)

@@ -137,6 +137,12 @@ class Run:
         if self.is_main:
             log.info(message)
 
+    def warn(self, message: str) -> None:
+        """Loud: in the log and on stdout (e.g. training that falls back to random weights)."""
+        self.info("WARNING " + message)
+        if self.is_main:
+            print(f"warning: {message}", flush=True)
+
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Append one JSON line to ``metrics.jsonl`` and send the numbers to the trackers (main process only)."""
         if not self.is_main:
