@@ -20,18 +20,14 @@ import argparse
 import sys
 
 from pfvit.data.shards import default_rank_world, log_line, verify, write_shards
-from pfvit.data.sources.affectnet import affectnet_specs
-from pfvit.data.sources.fer2013 import fer2013_csv_specs, fer2013_folder_specs
-from pfvit.data.sources.folder import folder_specs, parse_class_map
-from pfvit.data.sources.rafdb import rafdb_specs
-from pfvit.data.sources.synthetic import synthetic_specs
+from pfvit.data.sources.dispatch import SOURCE_KEYS, SOURCES, SourceOptions, source_specs
 from pfvit.errors import UserError, cli_entry
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     rank, world = default_rank_world()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--source", choices=["synthetic", "folder", "fer2013_csv", "fer2013_folder", "rafdb", "affectnet"], default="synthetic",
+    p.add_argument("--source", choices=SOURCES, default="synthetic",
                    help="data set reader")
     p.add_argument("--root", nargs="+", help="folder: ROOT/<class>/<image> (or ROOT/{train,val,test}/<class>/<image>); "
                    "fer2013_csv: fer2013.csv; fer2013_folder: Kaggle folders or tars (train.tar publictest.tar …)")
@@ -64,32 +60,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _source_specs(args):
-    if args.source == "fer2013_folder":
-        info = {"name": "fer2013", "roots": args.root}
-        return fer2013_folder_specs(args.root, args.size, args.quality), info
-    if len(args.root) != 1:
-        raise UserError(f"--source {args.source} takes one --root, got {len(args.root)}")
-    root = args.root[0]
-    if args.source == "rafdb":
-        images = "aligned" if args.align == "none" else "original"
-        detector = "mtcnn" if args.align == "none" else args.align
-        return (rafdb_specs(root, args.size, args.quality, images, args.seed, args.val_fraction, detector),
-                {"name": "rafdb", "root": root, "images": images, "seed": args.seed, "val_fraction": args.val_fraction})
-    if args.source == "affectnet":
-        return (affectnet_specs(root, args.size, args.quality, args.seed, args.val_fraction, args.keep_unlabeled),
-                {"name": "affectnet", "root": root, "seed": args.seed, "val_fraction": args.val_fraction,
-                 "keep_unlabeled": args.keep_unlabeled})
-    if args.source == "fer2013_csv":
-        info = {"name": "ferplus" if args.ferplus else "fer2013", "root": root, "ferplus": args.ferplus,
-                "ferplus_mode": args.ferplus_mode if args.ferplus else None}
-        return fer2013_csv_specs(root, args.size, args.quality, args.ferplus, args.ferplus_mode), info
-    specs = folder_specs(root, args.dataset, args.size, args.quality, args.seed, parse_class_map(args.class_map),
-                         args.subject_regex, align=None if args.align == "none" else args.align, faces=args.faces)
-    return specs, {"name": args.dataset, "root": root, "seed": args.seed, "subject_regex": args.subject_regex,
-                   "align": args.align, "faces": args.faces}
-
-
 @cli_entry
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -103,14 +73,7 @@ def main(argv=None) -> int:
     for name in ("num", "identities", "size", "maxcount", "workers"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.source == "synthetic":
-        specs = synthetic_specs(args.num, args.identities, args.seed, args.size, args.quality)
-        info = {"name": "synthetic", "num": args.num, "identities": args.identities, "seed": args.seed}
-    else:
-        if not args.root:
-            raise UserError(f"--source {args.source} needs --root PATH")
-        specs, info = _source_specs(args)
-    info.update(size=args.size, quality=args.quality)
+    specs, info = source_specs(SourceOptions(**{k: getattr(args, k) for k in SOURCE_KEYS}))
     # The command is recorded without --rank/--world, so every rank writes the same manifest.
     command = [a for a in sys.argv if not a.startswith(("--rank", "--world"))] if argv is None else list(argv)
     manifest = write_shards(args.out, specs, maxcount=args.maxcount, workers=args.workers, rank=args.rank,
