@@ -141,3 +141,23 @@ def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
         finetune("model.num_classes=6", f"run.out={tmp_path / 'f'}")
     with pytest.raises(CheckpointError, match="has shape .* the model needs"):
         finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")
+
+
+def test_mae_recipe_randaugment_never_posterizes_to_zero_bits():
+    """timm's increasing posterize reaches 0 bits at magnitude 10, which Pillow refuses mid-run: the shipped recipe
+    caps the magnitude, and an uncapped string is a config error before training starts."""
+    import random
+
+    from pfvit.config import load_config
+    from pfvit.errors import ConfigError
+    from pfvit.train.finetune import FinetuneConfig, FTAugConfig, train_transform
+
+    cfg = load_config(FinetuneConfig, "configs/finetune_vit/mae_recipe.yaml")
+    transform = train_transform(32, cfg.aug)
+    random.seed(0)
+    torch.manual_seed(0)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    for _ in range(2000):  # ~2 % of magnitude draws reach 10 with mstd 0.5
+        transform(img)
+    with pytest.raises(ConfigError, match="mmax9"):
+        train_transform(32, FTAugConfig(randaugment="rand-m9-mstd0.5-inc1"))

@@ -29,7 +29,7 @@ from timm.layers import trunc_normal_
 from ..config import to_dict
 from ..data.shards import indexed_train_loader, split_index
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, ConfigError, UserError
 from ..eval.evaluate import split_metrics
 from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
@@ -87,6 +87,13 @@ class FTAugConfig(AugConfig):
 
 
 def train_transform(img_size: int, aug: AugConfig):
+    if aug.randaugment:
+        parts = aug.randaugment.split("-")
+        if "inc1" in parts and not any(p.startswith("mmax") and float(p[4:]) < 10 for p in parts[1:]):
+            # timm's increasing posterize keeps 4 − ⌊4·m/10⌋ bits: 0 bits at magnitude 10, which Pillow ≥ 13 rejects
+            # inside a loader worker, mid-run.
+            raise ConfigError(f"aug.randaugment={aug.randaugment!r} can posterize to 0 bits at magnitude 10, which "
+                              "Pillow rejects; cap the magnitude, e.g. rand-m9-mstd0.5-inc1-mmax9")
     return create_transform(img_size, is_training=True, scale=aug.scale, hflip=aug.hflip,
                             color_jitter=aug.color_jitter, auto_augment=aug.randaugment, re_prob=aug.reprob,
                             interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD)
