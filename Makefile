@@ -62,6 +62,8 @@ shards: setup
 # RUN/report.md. NAME_ARGS are overrides for every training stage (the smoke test passes optim.max_steps=… there).
 # Plain python on one device; accelerate launch when ACCELERATE_ARGS asks for more (the stages accept both).
 RUN_STAGE = $(if $(strip $(ACCELERATE_ARGS)),$(ACCELERATE) launch $(ACCELERATE_ARGS),$(PY))
+# Poker-face measures on at most this many faces (generation + face recognition per face is the slow part).
+POKER_LIMIT ?= 1000
 define CHAIN
 $(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
 	$$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
@@ -89,7 +91,7 @@ $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 # The ViT baseline judges whether the poker faces look neutral (an independently trained classifier).
 $(2)/pfvit/eval_$(5)/metrics.json: $(2)/pfvit/classifier/meta.json $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/pfvit/$(6) shards=$(3) split=$(5) out=$(2)/pfvit/eval_$(5) \
-		pokerface=true judge=$(2)/vit/$(6)
+		pokerface=true judge=$(2)/vit/$(6) pokerface_limit=$(POKER_LIMIT)
 
 $(2)/poster_pp/eval_$(5)/metrics.json: $(2)/poster_pp/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_pp/$(6) shards=$(3) split=$(5) \
