@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from conftest import PYTHON, run_script
 from pfvit.errors import CheckpointError
 from pfvit.models.poster.layers import VariationalHead, gaussian_kl
-from pfvit.models.poster.poster import Poster, PosterV2, poster_config
-from pfvit.models.poster.weights import _released_prefixes, load_face_weights, released_poster_v2_state
+from pfvit.models.poster.poster import PosterV2, poster_config
+from pfvit.models.poster.weights import _released_prefixes, load_face_weights
 from pfvit.models.registry import build_model
 
 
