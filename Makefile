@@ -101,7 +101,7 @@ $(2)/poster_var/eval_$(5)/metrics.json: $(2)/poster_var/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_var/$(6) shards=$(3) split=$(5) out=$(2)/poster_var/eval_$(5)
 
 $(2)/report.md: $(foreach m,vit pfvit poster_pp poster_var,$(2)/$(m)/eval_$(5)/metrics.json) $$($(1)_REPORT_DEPS)
-	$$(PY) pipelines/report.py run=$(2) split=$(5) "title=$$($(1)_TITLE)"
+	$$(PY) pipelines/report.py run=$(2) split=$(5) checkpoint=$(6) "title=$$($(1)_TITLE)"
 endef
 
 # ---- make demo: built-in synthetic faces; sizes are variables so that tests/test_chain.py runs it at toy size --

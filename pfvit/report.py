@@ -26,6 +26,7 @@ class ReportConfig:
     run: str = "runs/demo"
     title: str = "pfvit demo on synthetic faces"
     split: str = "test"
+    checkpoint: str = "best"  # the folder the chain evaluated (best, or last where nothing was selected)
     speed_batch: int = 32
     speed_repeats: int = 3
 
@@ -51,10 +52,10 @@ def _latest(folder: Path, pattern: str) -> Optional[Path]:
     return found[-1] if found else None
 
 
-def _deployed(run: Path, name: str) -> Path:
-    """The checkpoint a user deploys: PF-ViT's exported classifier, else best/."""
+def _deployed(run: Path, name: str, checkpoint: str) -> Path:
+    """The checkpoint a user deploys: PF-ViT's exported classifier, else the evaluated one."""
     exported = run / name / "classifier"
-    return exported if (exported / "meta.json").is_file() else run / name / "best"
+    return exported if (exported / "meta.json").is_file() else run / name / checkpoint
 
 
 def collect(cfg: ReportConfig) -> list[tuple]:
@@ -71,7 +72,7 @@ def collect(cfg: ReportConfig) -> list[tuple]:
         if not metrics_file.is_file():
             continue
         m = json.loads(metrics_file.read_text())
-        ckpt = _deployed(run, name)
+        ckpt = _deployed(run, name, cfg.checkpoint)
         meta = json.loads((ckpt / "meta.json").read_text())
         from .train.checkpoint import load_model
 
