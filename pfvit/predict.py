@@ -66,34 +66,35 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[dict]]:
     return files, skipped
 
 
-def frame_step(native_fps: float, every: int = 1, fps: float | None = None) -> int:
-    """Sample every ``every``-th frame, or the step giving about ``fps`` frames per second."""
-    return max(1, round(native_fps / fps)) if fps else max(1, every)
-
-
-def video_frames(path: Path, every: int = 1, fps: float | None = None) -> Iterator[tuple[int, float, Image.Image]]:
-    """(frame index, time in s, RGB image) of every ``every``-th frame, or of ``fps`` frames per second."""
+def open_video(path: Path, every: int = 1, fps: float | None = None
+               ) -> tuple[float, Iterator[tuple[int, float, Image.Image]]]:
+    """(rate of the sampled frames, their iterator of (frame index, time in s, RGB image)): every ``every``-th
+    frame, or about ``fps`` frames per second. An unreadable file is an error here, before anything is written."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise UserError(f"{path}: cannot open the video (damaged, or a codec OpenCV lacks)")
     native = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    step = frame_step(native, every, fps)
-    index, produced = 0, 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index % step == 0:
-                produced += 1
-                yield index, index / native, Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            index += 1
-    finally:
-        cap.release()
-    if produced == 0:
-        raise UserError(f"{path}: no frame could be decoded")
+    step = max(1, round(native / fps)) if fps else max(1, every)
+
+    def frames():
+        index, produced = 0, 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if index % step == 0:
+                    produced += 1
+                    yield index, index / native, Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                index += 1
+        finally:
+            cap.release()
+        if produced == 0:
+            raise UserError(f"{path}: no frame could be decoded")
+
+    return native / step, frames()
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -267,17 +268,17 @@ def _video(predictor: Predictor, path: Path, name: str, cfg: PredictConfig) -> I
     """Per sampled frame: a record; writes ``videos/<name>.csv`` and the annotated ``videos/<name>.mp4``."""
     import cv2
 
+    rate, frames = open_video(path, cfg.every, cfg.fps)
     folder = predictor.out / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     names = predictor.classifier.class_names
     tracks = FaceTracks(cfg.smoothing)
-    native = cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS) or 25.0
     writer = None
     with open(folder / f"{name}.csv", "w", newline="") as fh:
         rows = csv.writer(fh)
         rows.writerow(["frame", "time_s", "face", "track", "x1", "y1", "x2", "y2", "label", "probability",
                        "smoothed_label", "smoothed_probability", *[f"p_{n}" for n in names]])
-        for index, t, frame in video_frames(path, cfg.every, cfg.fps):
+        for index, t, frame in frames:
             faces = predictor.faces(frame, f"{name}_f{index:06d}")
             smoothed = tracks.update([f["box"] for f in faces],
                                      [np.array(list(f["probabilities"].values())) for f in faces])
@@ -291,7 +292,6 @@ def _video(predictor: Predictor, path: Path, name: str, cfg: PredictConfig) -> I
                 shown = [{**f, "label": f["smoothed_label"], "probability": f["smoothed_probability"]} for f in faces]
                 arr = cv2.cvtColor(np.asarray(annotate(frame, shown)), cv2.COLOR_RGB2BGR)
                 if writer is None:
-                    rate = native / frame_step(native, cfg.every, cfg.fps)
                     writer = cv2.VideoWriter(str(folder / f"{name}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), rate,
                                              (arr.shape[1], arr.shape[0]))
                 writer.write(arr)

@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 
 from .errors import UserError
+from .inference import load_classifier
 
 # Stage folders of a chain run and their display names, in pipeline order.
 MODELS = (("vit", "ViT baseline"), ("pfvit", "PF-ViT (E+S+C)"), ("poster_pp", "POSTER++"),
@@ -31,11 +32,9 @@ class ReportConfig:
     speed_repeats: int = 3
 
 
-def images_per_second(checkpoint: str | Path, batch: int, repeats: int) -> float:
+def images_per_second(clf, batch: int, repeats: int) -> float:
     """Classifier forward throughput on this machine's CPU / GPU at ``batch`` (after one warm-up batch)."""
-    from .inference import load_classifier
-
-    clf = load_classifier(checkpoint).to("cuda" if torch.cuda.is_available() else "cpu")
+    clf = clf.to("cuda" if torch.cuda.is_available() else "cpu")
     x = torch.randn(batch, 3, clf.img_size, clf.img_size, device=clf.mean.device)
     with torch.no_grad():
         clf(x)
@@ -74,10 +73,9 @@ def collect(cfg: ReportConfig) -> list[tuple]:
         m = json.loads(metrics_file.read_text())
         ckpt = _deployed(run, name, cfg.checkpoint)
         meta = json.loads((ckpt / "meta.json").read_text())
-        from .train.checkpoint import load_model
-
-        params = sum(p.numel() for p in load_model(ckpt).parameters()) / 1e6
-        speed = images_per_second(ckpt, cfg.speed_batch, cfg.speed_repeats)
+        clf = load_classifier(ckpt)
+        params = sum(p.numel() for p in clf.model.parameters()) / 1e6
+        speed = images_per_second(clf, cfg.speed_batch, cfg.speed_repeats)
         chance = 1 / len(m["class_names"])
         rows.append([title, f"{m['accuracy']:.3f}", f"{m['mean_class_accuracy']:.3f}", f"{m['macro_f1']:.3f}",
                      f"{chance:.3f}", str(m["num_samples"]), f"{params:.2f}", f"{speed:.1f}",

@@ -111,6 +111,7 @@ def test_video_from_photos_gives_per_frame_rows_in_order(shared_data, checkpoint
     assert frames_seen == list(range(6)) and counts["frames"] == 6 and counts["no_face"] == 1
     assert (tmp_path / "out" / "videos" / "clip.mp4").stat().st_size > 0
     assert "cannot open the video" in next(r for r in records if r["source"] == str(bad))["error"]
+    assert not (tmp_path / "out" / "videos" / "bad.csv").exists()  # nothing written for an unreadable video
 
 
 @pytest.mark.parametrize("kind", ["vit", "pfvit_classifier", "poster_v2"])

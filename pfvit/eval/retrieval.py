@@ -4,6 +4,7 @@ sheet shows them. The memory folder holds ``index.faiss``, ``items.jsonl`` and `
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -158,12 +159,18 @@ class FaceMemory:
                 for row_s, row_i in zip(scores, ids)]
 
 
+@functools.lru_cache(maxsize=8)
+def _shard_split(source: str, split: str):
+    """One open index per shard split, however many neighbours a sheet shows from it."""
+    from ..data.shards import IndexedShards
+
+    return IndexedShards(source, split)
+
+
 def load_face(item: MemoryItem, size: int) -> Image.Image:
     """The face of a memory item again, for display."""
     if item.index is not None:
-        from ..data.shards import IndexedShards
-
-        return IndexedShards(item.source, item.split).sample(item.index)["jpg"].resize((size, size))
+        return _shard_split(item.source, item.split).sample(item.index)["jpg"].resize((size, size))
     return align_to_template(load_rgb(item.source), np.asarray(item.landmarks), size)[0]
 
 

@@ -242,9 +242,8 @@ def train(cfg: PFViTConfig) -> dict:
         run.info(f"FR orthogonality through {fr.name} ({'pretrained' if fr.pretrained else 'RANDOM weights'})")
 
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    keep, weights, class_weights, dropped = plan.keep, plan.weights, plan.class_weights, plan.dropped
     eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
-    steps_per_epoch = max(1, sum(keep) // eff_batch)
+    steps_per_epoch = max(1, sum(plan.keep) // eff_batch)
     total_steps = cfg.optim.epochs * steps_per_epoch
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
@@ -264,7 +263,7 @@ def train(cfg: PFViTConfig) -> dict:
         acc.load_state(str(resume))
         run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
     run.info(f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
-             f"{cfg.optim.d_lr:.3g}, {sum(keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), "
+             f"{cfg.optim.d_lr:.3g}, {sum(plan.keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), "
              f"losses {to_dict(cfg.loss)}")
 
     transform = train_transform(cfg.model.img_size, cfg.aug)
@@ -272,7 +271,7 @@ def train(cfg: PFViTConfig) -> dict:
                                      lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
                                      start_batch=progress.step * cfg.run.grad_accum_steps,
-                                     num_workers=cfg.data.num_workers, keep=keep, weights=weights)
+                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
     unwrapped: PokerFaceViT = acc.unwrap_model(model)
     val_index = split_index(cfg.data.shards, cfg.data.val_split)
     vis_images, vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
@@ -298,7 +297,7 @@ def train(cfg: PFViTConfig) -> dict:
             break
         images, labels = images.to(acc.device), labels.to(acc.device)
         record = pfvit_train_step(run, model, disc, fr, g_opt, d_opt, images, labels, cfg, progress.step,
-                                  class_weights)
+                                  plan.class_weights)
         for name, value in record.items():
             window.setdefault(name, []).append(value)
         if not acc.sync_gradients:
@@ -325,7 +324,7 @@ def train(cfg: PFViTConfig) -> dict:
     bar.close()
     visualise()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
-                                                     "excluded_train_samples": dropped,
+                                                     "excluded_train_samples": plan.dropped,
                                                      "fr": None if fr is None else {"model": fr.name,
                                                                                     "pretrained": fr.pretrained}})
     if run.is_main:

@@ -124,9 +124,8 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, cfg: PosterL
     return lsce if cfg.kind == "lsce" else 2 * lsce + ce  # POSTER's 2·LSCE + CE
 
 
-def build_poster_model(cfg: PosterModelConfig, run: Run) -> tuple[nn.Module, str, dict, dict]:
+def build_poster_model(m: PosterModelConfig, run: Run) -> tuple[nn.Module, str, dict, dict]:
     """(model with its pretrained parts loaded, registered name, build config, init report)."""
-    m = cfg
     init_meta = read_meta(m.init) if m.backbone == "encoder" and m.init and Path(m.init).is_dir() else None
     separator = m.separator
     if separator is None:
@@ -170,10 +169,9 @@ def _load_encoder(backbone: nn.Module, path: str, meta: dict | None) -> dict:
     else:
         enc, sep = encoder_state(state), {}
     report = load_into(backbone.encoder, enc, path)
-    missing = [k for k in report.missing if not k.startswith(("head.", "fc_norm."))]
-    if missing:
-        raise CheckpointError(f"{path} does not fit the encoder backbone: missing {missing[:4]}; check model.arch, "
-                              "model.img_size and model.patch_size")
+    if report.missing:  # the backbone's encoder has no head: every tensor it has must come from the checkpoint
+        raise CheckpointError(f"{path} does not fit the encoder backbone: missing {report.missing[:4]}; check "
+                              "model.arch, model.img_size and model.patch_size")
     out = {"encoder_tensors": report.loaded}
     if backbone.separator is not None:
         if not sep:
@@ -208,11 +206,10 @@ def train(cfg: PosterConfig) -> dict:
     transform = train_transform(cfg.model.img_size, cfg.aug)
     if cfg.aug.lighting > 0:
         transform.transforms.append(PCALighting(cfg.aug.lighting))
-    counts = plan.counts
 
     def loss_fn(model, images, target):
         out = model(images, all_outputs=True)
-        loss = classification_loss(out["logits"].float(), target, cfg.loss, counts, plan.class_weights)
+        loss = classification_loss(out["logits"].float(), target, cfg.loss, plan.counts, plan.class_weights)
         if "mu" in out and cfg.loss.kl_weight > 0:
             loss = loss + cfg.loss.kl_weight * gaussian_kl(out["mu"].float(), out["logvar"].float())
         return loss
