@@ -92,7 +92,9 @@ def collect(cfg: ReportConfig) -> list[tuple]:
                 if not isinstance(v, (dict, list))]
         blocks += [("h2", "Poker faces (PF-ViT)"),
                    ("p", "PSNR / SSIM against each face's true neutral twin: a poker face should be closer to the twin "
-                         "than the expressive input is (`poker_closer_to_twin_than_input`)."),
+                         "than the expressive input is where the two differ "
+                         "(`poker_closer_to_twin_than_input_in_expression_region`), and closer than the reconstruction "
+                         "from the same generator (`poker_closer_to_twin_than_reconstruction`)."),
                    ("table", ["measure", "value"], prow)]
     pictures = [(_latest(run / "mae" / "reconstructions", "*.png"), "MAE reconstructions (masked | reconstruction | input)"),
                 (_latest(run / "pfvit" / "samples", "*.png"), "PF-ViT samples during training"),

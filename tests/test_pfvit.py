@@ -2,6 +2,7 @@
 network, MAE initialisation, a CPU training run with export and evaluation, and exact resume."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -174,6 +175,21 @@ PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "m
            "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000"]
 
 
+def test_expression_region_psnr_matches_a_hand_computation():
+    from pfvit.eval.pokerface import expression_region_psnr
+
+    twins = torch.full((2, 3, 8, 8), 0.5)
+    inputs = twins.clone()
+    inputs[0, :, 2:4, 2:4] += 0.4  # sample 0: a 2x2 "expression"; sample 1: no change at all
+    images = twins.clone()
+    images[0, :, 2:4, 2:4] += 0.1  # error 0.1 inside the region, and far larger outside it (not counted)
+    images[0, :, 6:, 6:] = 0.0
+    psnr = expression_region_psnr(images, inputs, twins)
+    assert psnr[0].item() == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.1²)
+    assert psnr[1].isnan()
+    assert expression_region_psnr(inputs, inputs, twins)[0].item() == pytest.approx(-10 * math.log10(0.16), abs=1e-4)
+
+
 def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     from pfvit.inference import load_classifier
     from pfvit.train.checkpoint import load_model
@@ -219,6 +235,8 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     poker = metrics["pokerface"]
     assert poker["has_twins"] and poker["samples"] == 6 and 0 <= poker["judge_neutral_poker"] <= 1
     assert poker["psnr_input_vs_twin"] > 15  # the input differs from its twin by the expression only
+    # ...and is, by construction, far from it where it differs
+    assert poker["psnr_input_vs_twin_expression_region"] < poker["psnr_input_vs_twin"] - 5
     assert (ev / "pokerface.png").is_file()
     with pytest.raises(UserError, match="has no generator"):
         evaluate(EvalConfig(checkpoint=str(exported), shards=str(shards), out=str(tmp_path / "ev2"), pokerface=True))

@@ -5,6 +5,10 @@ On shards whose samples carry the true neutral twin (``neutral.jpg``, the synthe
 * PSNR / SSIM of the poker face x̃ vs the twin, next to the input x vs the twin and the reconstruction x̂ vs the
   twin, over the expressive (non-neutral) faces. x̂ and x̃ come from the same generator with the same blur, so
   "x̃ is closer to the twin than x̂ is" isolates the removal of the expression from the generator's fidelity;
+* the same PSNRs over the **expression region** only — the pixels where x and its twin differ (by more than
+  ``REGION_THRESHOLD``, above JPEG noise). Over the whole image x is the twin except there, so a generated face
+  cannot beat x on whole-image PSNR before it reproduces background and identity pixel for pixel; inside the
+  region x is, by construction, wrong, and a poker face that removed the expression is closer to the twin;
 * the share of poker faces that an independent classifier (``judge``) calls neutral, next to its share on the
   inputs;
 * identity preservation: the FR cosine of x̃ vs x when an FR network is given, otherwise SSIM(x̃, x) as a
@@ -31,6 +35,17 @@ from .plots import image_grid
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+REGION_THRESHOLD = 0.1  # of the [0, 1] range: above the JPEG error between a twin pair's unchanged pixels
+
+
+def expression_region_psnr(images: torch.Tensor, inputs: torch.Tensor, twins: torch.Tensor) -> torch.Tensor:
+    """PSNR of ``images`` vs ``twins`` over each sample's expression region (pixels where ``inputs`` and ``twins``
+    differ by more than ``REGION_THRESHOLD`` in some channel); NaN for a sample without such pixels."""
+    region = ((inputs - twins).abs().amax(1, keepdim=True) > REGION_THRESHOLD).expand_as(images).float()
+    mse = ((images - twins).pow(2) * region).flatten(1).sum(1) / region.flatten(1).sum(1)
+    return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,6 +97,7 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
             for name, img in (("poker", poker01), ("input", x01), ("reconstruction", rec01)):
                 add(f"psnr_{name}_vs_twin", _psnr(img, twins))
                 add(f"ssim_{name}_vs_twin", _ssim(img, twins))
+                add(f"psnr_{name}_vs_twin_expression_region", expression_region_psnr(img, x01, twins))
         for i in range(len(samples)):
             if len(rows) < sheet_rows:
                 rows.append([x01[i], poker01[i], rec01[i]] + ([twins[i]] if twins is not None else []))
@@ -94,13 +110,18 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
     for name, v in values.items():
         if "_vs_twin" in name:
             if has_twins and expressive.any():  # for neutral inputs the twin is the input itself
-                result[name] = v[expressive].mean().item()
+                v = v[expressive]
+                if not v.isnan().all():  # region measures: faces whose expression changed no pixel are left out
+                    result[name] = v[~v.isnan()].mean().item()
         else:
             result[name] = v.mean().item()
     if has_twins and expressive.any():
         result["poker_closer_to_twin_than_input"] = result["psnr_poker_vs_twin"] > result["psnr_input_vs_twin"]
         result["poker_closer_to_twin_than_reconstruction"] = \
             result["psnr_poker_vs_twin"] > result["psnr_reconstruction_vs_twin"]
+        if "psnr_input_vs_twin_expression_region" in result:
+            result["poker_closer_to_twin_than_input_in_expression_region"] = \
+                result["psnr_poker_vs_twin_expression_region"] > result["psnr_input_vs_twin_expression_region"]
     if sheet is not None and rows:
         titles = ["input", "poker face", "reconstruction"] + (["true neutral"] if len(rows[0]) == 4 else [])
         image_grid(rows, sheet, titles=titles)
