@@ -32,15 +32,13 @@ def _block(cin: int, cout: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
-def cnn_probe_accuracy(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-                       num_classes: int, steps: int = 900, batch_size: int = 64, seed: int = 0) -> float:
-    """Train a 4-layer strided CNN with a one-cycle schedule for ``steps`` steps; test accuracy."""
+def train_probe(net: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+                y_test: torch.Tensor, steps: int, max_lr: float, batch_size: int = 64, weight_decay: float = 0.01,
+                seed: int = 0) -> float:
+    """Train ``net`` with AdamW and a one-cycle schedule for ``steps`` steps of random batches; test accuracy."""
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = nn.Sequential(_block(3, 24), _block(24, 48), _block(48, 64), _block(64, 96), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(96, num_classes))
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=6e-3, total_steps=steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=max_lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps)
     net.train()
     for _ in range(steps):
         idx = torch.randint(0, len(x_train), (batch_size,), generator=gen)
@@ -53,3 +51,12 @@ def cnn_probe_accuracy(x_train: torch.Tensor, y_train: torch.Tensor, x_test: tor
     with torch.no_grad():
         pred = torch.cat([net(chunk).argmax(dim=1) for chunk in x_test.split(256)])
     return (pred == y_test).float().mean().item()
+
+
+def cnn_probe_accuracy(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+                       num_classes: int, steps: int = 900, batch_size: int = 64, seed: int = 0) -> float:
+    """Train a 4-layer strided CNN with a one-cycle schedule for ``steps`` steps; test accuracy."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(_block(3, 24), _block(24, 48), _block(48, 64), _block(64, 96), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(96, num_classes))
+    return train_probe(net, x_train, y_train, x_test, y_test, steps, max_lr=6e-3, batch_size=batch_size, seed=seed)
