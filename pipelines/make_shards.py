@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="shards/synthetic", help="output folder (default: %(default)s)")
     p.add_argument("--num", type=int, default=4000, help="synthetic: number of samples over all splits")
     p.add_argument("--identities", type=int, default=120, help="synthetic: number of identities (split disjointly)")
+    p.add_argument("--disturbance", type=float, default=1.0,
+                   help="synthetic: strength of pose, lighting, background, noise and occluders, 0 to 1 "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="synthetic: family seed; folder: split seed")
     p.add_argument("--size", type=int, default=224, help="output face size in pixels")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality")

@@ -55,6 +55,25 @@ def test_neutral_twin_equals_sample_for_neutral_and_differs_otherwise():
         assert np.array_equal(twin[:8, :8], img[:8, :8])
 
 
+def test_disturbance_strength_scales_magnitudes_not_faces():
+    full = synthetic_samples(40, 6, seed=3)["train"]
+    calm = synthetic_samples(40, 6, seed=3, disturbance=0.0)["train"]
+    half = synthetic_samples(40, 6, seed=3, disturbance=0.5)["train"]
+    assert synthetic_samples(40, 6, seed=3, disturbance=1.0)["train"] == full  # 1 is the default set
+    for f, c, h in zip(full, calm, half):
+        assert (c.identity, c.expression) == (f.identity, f.expression) == (h.identity, h.expression)
+        d = c.disturbance
+        assert (d.roll_deg, d.shift, d.scale, d.light_strength, d.noise_sigma, d.texture, d.occluder) == \
+            (0.0, (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, None)
+        assert d.background == (128, 128, 128)
+        assert h.disturbance.roll_deg == pytest.approx(f.disturbance.roll_deg / 2)
+    # Without disturbance the image is the face on flat grey: the corner is one colour.
+    corner = np.asarray(calm[0].image(64))[:6, :6].reshape(-1, 3)
+    assert (corner == corner[0]).all() and abs(int(corner[0, 0]) - 128) <= 1
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        synthetic_samples(4, 3, disturbance=1.5)
+
+
 def test_classes_differ_only_through_action_units():
     for name, proto in PROTOTYPES.items():
         assert set(proto) <= set(AU_NAMES), name

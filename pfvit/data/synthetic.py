@@ -103,6 +103,7 @@ class Disturbance:
     noise_sigma: float
     seed: int              # texture and pixel noise; shared by a sample and its neutral twin
     occluder: dict | None = None
+    texture: float = 1.0   # amplitude of the background texture (0: plain)
 
 
 NEUTRAL_EXPRESSION = Expression(NEUTRAL, 0.0, {})
@@ -143,19 +144,27 @@ def sample_expression(rng: np.random.Generator, label: int) -> Expression:
     return Expression(label, round(intensity, 4), au)
 
 
-def sample_disturbance(rng: np.random.Generator) -> Disturbance:
+def sample_disturbance(rng: np.random.Generator, strength: float = 1.0) -> Disturbance:
+    """A disturbance at ``strength`` (1: the full ranges; 0: upright, centred, evenly lit, noiseless, on plain
+    grey). The same draws are taken at every strength, so a strength changes magnitudes, never which face."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"disturbance strength must be in [0, 1], got {strength}")
     occluder = None
-    if rng.random() < 0.12:
+    occluder_draw = rng.random()
+    if occluder_draw < 0.12:
         occluder = {"center": [float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.55, 0.95))],
                     "radius": [float(rng.uniform(0.06, 0.12)), float(rng.uniform(0.04, 0.09))],
                     "colour": [int(v) for v in rng.integers(0, 256, 3)]}
+    roll, dx, dy = rng.uniform(-8, 8), rng.uniform(-0.04, 0.04), rng.uniform(-0.04, 0.04)
+    scale, light_angle, light = rng.uniform(0.92, 1.08), rng.uniform(0, 2 * math.pi), rng.uniform(0.0, 0.35)
+    background = 128 + (rng.integers(30, 230, 3) - 128) * strength
     return Disturbance(
-        roll_deg=float(rng.uniform(-8, 8)), shift=(float(rng.uniform(-0.04, 0.04)), float(rng.uniform(-0.04, 0.04))),
-        scale=float(rng.uniform(0.92, 1.08)), light_angle=float(rng.uniform(0, 2 * math.pi)),
-        light_strength=float(rng.uniform(0.0, 0.35)),
-        background=tuple(int(v) for v in rng.integers(30, 230, 3)),
-        background_kind=BACKGROUNDS[rng.integers(len(BACKGROUNDS))], noise_sigma=float(rng.uniform(0, 6)),
-        seed=int(rng.integers(2 ** 31)), occluder=occluder)
+        roll_deg=float(roll * strength), shift=(float(dx * strength), float(dy * strength)),
+        scale=float(1 + (scale - 1) * strength), light_angle=float(light_angle), light_strength=float(light * strength),
+        background=tuple(int(round(v)) for v in background),
+        background_kind=BACKGROUNDS[rng.integers(len(BACKGROUNDS))], noise_sigma=float(rng.uniform(0, 6) * strength),
+        seed=int(rng.integers(2 ** 31)), occluder=occluder if occluder_draw < 0.12 * strength else None,
+        texture=float(strength))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,13 +357,14 @@ def _background(size: int, d: Disturbance, rng: np.random.Generator) -> Image.Im
     if d.background_kind == "stripes":
         period, angle = rng.uniform(0.08, 0.25), rng.uniform(0, np.pi)
         wave = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
-        img += (wave * 25)[..., None]
+        img += (wave * 25 * d.texture)[..., None]
     elif d.background_kind == "blobs":
         for _ in range(4):
             bx, by, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.1, 0.3)
-            img += (np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * r * r)) * rng.uniform(-50, 50))[..., None]
+            blob = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * r * r)) * rng.uniform(-50, 50)
+            img += (blob * d.texture)[..., None]
     elif d.background_kind == "grain":
-        coarse = rng.normal(0, 18, (res // 8, res // 8, 1)).astype(np.float32)
+        coarse = rng.normal(0, 18, (res // 8, res // 8, 1)).astype(np.float32) * d.texture
         img += np.repeat(np.repeat(coarse, 8, 0), 8, 1)
     small = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
     return small.resize((size, size), Image.BILINEAR)
@@ -441,9 +451,10 @@ def split_identities(identities: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, ra
             "test": range(n_train + n_val, identities)}
 
 
-def synthetic_samples(num: int, identities: int, seed: int = 0,
-                      fractions=(0.8, 0.1, 0.1)) -> dict[str, list[SyntheticSample]]:
-    """``num`` samples split into train / val / test by disjoint identities, classes uniform.
+def synthetic_samples(num: int, identities: int, seed: int = 0, fractions=(0.8, 0.1, 0.1),
+                      disturbance: float = 1.0) -> dict[str, list[SyntheticSample]]:
+    """``num`` samples split into train / val / test by disjoint identities, classes uniform; ``disturbance``:
+    the strength of pose, lighting, background, noise and occluders (see :func:`sample_disturbance`).
 
     Sample ``i`` depends only on (seed, i), so any subset can be rendered in any order or process.
     """
@@ -462,7 +473,7 @@ def synthetic_samples(num: int, identities: int, seed: int = 0,
             samples.append(SyntheticSample(
                 key=f"synthetic_{index:07d}", split=split, identity_id=identity_id,
                 identity=sample_identity(seed, identity_id), expression=sample_expression(rng, label),
-                disturbance=sample_disturbance(rng)))
+                disturbance=sample_disturbance(rng, disturbance)))
             index += 1
         out[split] = samples
     return out

@@ -20,6 +20,7 @@ class SourceOptions:
     seed: int = 0
     num: int = 4000                  # synthetic
     identities: int = 120            # synthetic
+    disturbance: float = 1.0         # synthetic
     dataset: str = "folder"          # folder
     class_map: Optional[str] = None  # folder
     subject_regex: Optional[str] = None  # folder
@@ -44,8 +45,11 @@ def source_specs(o: SourceOptions) -> tuple[list[ShardSpec], dict]:
 
     common = {"size": o.size, "quality": o.quality}
     if o.source == "synthetic":
-        return (synthetic_specs(o.num, o.identities, o.seed, o.size, o.quality),
-                {"name": "synthetic", "num": o.num, "identities": o.identities, "seed": o.seed, **common})
+        if not 0.0 <= o.disturbance <= 1.0:
+            raise UserError(f"--disturbance must be in [0, 1] (0: none, 1: the full ranges), got {o.disturbance}")
+        return (synthetic_specs(o.num, o.identities, o.seed, o.size, o.quality, o.disturbance),
+                {"name": "synthetic", "num": o.num, "identities": o.identities, "seed": o.seed,
+                 "disturbance": o.disturbance, **common})
     if not o.root:
         raise UserError(f"--source {o.source} needs --root PATH")
     if o.source == "fer2013_folder":

@@ -30,9 +30,10 @@ class SyntheticSampleMaker:
                 "cls": sample.label, "json": meta}
 
 
-def synthetic_specs(num: int, identities: int, seed: int = 0, size: int = 224, quality: int = 95) -> list[ShardSpec]:
+def synthetic_specs(num: int, identities: int, seed: int = 0, size: int = 224, quality: int = 95,
+                    disturbance: float = 1.0) -> list[ShardSpec]:
     """Train / val / test specs with disjoint identities."""
-    samples = synthetic_samples(num, identities, seed)
+    samples = synthetic_samples(num, identities, seed, disturbance=disturbance)
     maker = SyntheticSampleMaker(size, quality)
     return [ShardSpec(split, samples[split], maker,
                       extra={"identities": sorted({s.identity_id for s in samples[split]})}) for split in SPLITS]
