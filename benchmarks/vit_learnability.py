@@ -2,8 +2,8 @@
 
 The same 64x64 images (disjoint identities) go to a 4-layer CNN and to timm ViTs trained from scratch, in three
 versions of the data: as shipped; without any disturbance (``disturbance=0``: no roll / shift / scale, lighting,
-background colour or texture, noise or occluder); and without disturbance at full expression intensity. Optionally a ViT starts from an encoder
-state (``--init``, e.g. a pfvit MAE's ``encoder_state``).
+background colour or texture, noise or occluder); and without disturbance at full expression intensity.
+Optionally a ViT starts from an encoder state (``--init``, e.g. a pfvit MAE's ``encoder_state``).
 
     python benchmarks/vit_learnability.py [--steps 200] [--data as_shipped,calm,calm_full] [--vits 6:token:1e-3]
 """
