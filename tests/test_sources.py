@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from pfvit.data.shards import EvalDataset, read_manifest
+from pfvit.errors import UserError
 from pfvit.labels import CANONICAL
 from conftest import PYTHON, run_script
 
@@ -81,6 +82,15 @@ def test_awkward_files_are_converted_or_rejected_with_reasons(tmp_path):
     assert samples["rotated.jpg"]["json"]["original_size"] == [40, 30]  # EXIF rotation applied (was 30×40)
     assert samples["alpha.png"]["jpg"].size == (32, 32)
     assert np.asarray(samples["deep16.png"]["jpg"]).std() > 10  # 16-bit scaled, not clipped to white
+
+
+def test_bad_synthetic_parameters_are_one_line_user_errors():
+    from pfvit.data.sources.dispatch import SourceOptions, source_specs
+
+    with pytest.raises(UserError, match="at least 3 identities for disjoint train/val/test, got 2"):
+        source_specs(SourceOptions(num=20, identities=2))
+    with pytest.raises(UserError, match=r"disturbance strength must be in \[0, 1\], got 1.5"):
+        source_specs(SourceOptions(num=20, identities=6, disturbance=1.5))
 
 
 def test_unknown_class_folders_need_a_map(tmp_path):

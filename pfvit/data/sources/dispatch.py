@@ -45,8 +45,6 @@ def source_specs(o: SourceOptions) -> tuple[list[ShardSpec], dict]:
 
     common = {"size": o.size, "quality": o.quality}
     if o.source == "synthetic":
-        if not 0.0 <= o.disturbance <= 1.0:
-            raise UserError(f"--disturbance must be in [0, 1] (0: none, 1: the full ranges), got {o.disturbance}")
         return (synthetic_specs(o.num, o.identities, o.seed, o.size, o.quality, o.disturbance),
                 {"name": "synthetic", "num": o.num, "identities": o.identities, "seed": o.seed,
                  "disturbance": o.disturbance, **common})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...errors import UserError
 from ...labels import CANONICAL
 from ..shards import ShardSpec, encode_jpeg
 from ..synthetic import SPLITS, SyntheticSample, render, synthetic_samples
@@ -33,7 +34,10 @@ class SyntheticSampleMaker:
 def synthetic_specs(num: int, identities: int, seed: int = 0, size: int = 224, quality: int = 95,
                     disturbance: float = 1.0) -> list[ShardSpec]:
     """Train / val / test specs with disjoint identities."""
-    samples = synthetic_samples(num, identities, seed, disturbance=disturbance)
+    try:
+        samples = synthetic_samples(num, identities, seed, disturbance=disturbance)
+    except ValueError as err:  # the generator's own parameter checks, reported as one line like any user input
+        raise UserError(f"--source synthetic: {err}") from None
     maker = SyntheticSampleMaker(size, quality)
     return [ShardSpec(split, samples[split], maker,
                       extra={"identities": sorted({s.identity_id for s in samples[split]})}) for split in SPLITS]
