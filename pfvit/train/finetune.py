@@ -135,13 +135,15 @@ def classifier_config(cfg: FTModelConfig) -> dict:
 
 
 def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
-    """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. Head: N(0, 2e-5) as MAE."""
-    trunc_normal_(model.head.weight, std=2e-5)
+    """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. The head starts at N(0, 2e-5)
+    as in MAE over a pretrained encoder; from scratch it keeps timm's init, since a near-zero head over a random
+    trunk leaves the trunk's gradients near zero and the run stalls at chance (docs/decisions.md)."""
     if path is None:
         msg = ("model.init is not set: fine-tuning a ViT from RANDOM initialisation, without MAE pretraining; "
                "expect far lower accuracy (set model.init=runs/…/checkpoint)")
         run.warn(msg)
         return {"init": None}
+    trunc_normal_(model.head.weight, std=2e-5)
     report = load_into(model, encoder_state(read_pretrained(path, ("mae", "vit"))), path)
     unexpected_ok = {"norm.weight", "norm.bias"} if not hasattr(model.norm, "weight") else set()
     bad_missing = [k for k in report.missing if k not in HEAD_KEYS]
