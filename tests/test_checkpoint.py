@@ -67,3 +67,19 @@ def test_damaged_weights_file_is_a_clear_error(tmp_path):
     (path / WEIGHTS).write_bytes((path / WEIGHTS).read_bytes()[:100])
     with pytest.raises(CheckpointError, match="cannot read weights"):
         load_model(path)
+
+
+def test_a_run_folder_resumes_only_under_its_own_config(tmp_path):
+    """Changing how long a run trains or where it logs may resume; a changed model, recipe or data set may not (it
+    would continue from the old run's weights and step); keys another pfvit version added or dropped do not count."""
+    from pfvit.errors import UserError
+    from pfvit.train.runtime import check_resumable
+
+    saved = {"run": {"out": "a", "log_every": 10}, "model": {"arch": "vit_tiny", "img_size": 64},
+             "optim": {"lr": 1e-3, "epochs": 4}, "vis_every": 100}
+    check_resumable(saved, {**saved, "run": {"out": "a", "log_every": 1}, "optim": {"lr": 1e-3, "epochs": 8},
+                            "vis_every": 5}, tmp_path)
+    check_resumable(saved, {**saved, "model": {"arch": "vit_tiny", "img_size": 64, "head_init_std": 0.02}}, tmp_path)
+    with pytest.raises(UserError, match=r"different config \(model.img_size, optim.lr\); delete it"):
+        check_resumable(saved, {**saved, "model": {"arch": "vit_tiny", "img_size": 32},
+                                "optim": {"lr": 1e-4, "epochs": 4}}, tmp_path)

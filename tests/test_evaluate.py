@@ -130,6 +130,25 @@ def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
         finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")
 
 
+def test_head_init_follows_the_config_over_a_loaded_encoder_and_timm_from_scratch(tmp_path):
+    """MAE's N(0, 2e-5) head is the default over a loaded encoder, model.head_init_std overrides it, and from scratch
+    the head keeps timm's N(0, 0.02); the encoder is loaded exactly either way."""
+    from types import SimpleNamespace
+
+    from pfvit.train.finetune import init_from_pretrained
+
+    source = classifier_checkpoint(tmp_path / "source", num_classes=8, img_size=32)
+    encoder = load_classifier(source).model.state_dict()
+    quiet = SimpleNamespace(info=lambda msg: None, warn=lambda msg: None)
+    for path, std, expected in [(source, 2e-5, 2e-5), (source, 0.02, 0.02), (None, 2e-5, 0.02)]:
+        torch.manual_seed(1)
+        model = build_vit(**SMALL_VIT, img_size=32, num_classes=7)
+        init_from_pretrained(model, str(path) if path else None, quiet, head_init_std=std)
+        assert model.head.weight.std().item() == pytest.approx(expected, rel=0.25)
+        if path is not None:
+            assert torch.equal(model.blocks[2].mlp.fc2.weight, encoder["blocks.2.mlp.fc2.weight"])
+
+
 def test_short_finetune_from_scratch_is_well_above_chance_on_the_synthetic_test_split(tmp_path):
     """Issue 7: ~150 CPU steps of configs/finetune_vit/short.yaml on synthetic shards (faces upright and evenly lit:
     --disturbance 0) give a test accuracy well above chance, selected on val. ViT-T at 64 px with 32 px patches keeps

@@ -53,6 +53,9 @@ class FTModelConfig:
     drop_path: float = 0.0
     # A pfvit MAE / encoder checkpoint folder or an official / MAE-SFER .pth; null trains from scratch (warned).
     init: Optional[str] = None
+    # Std of the head's init over a loaded encoder: MAE's 2e-5 suits long runs; in a few hundred steps over a brief
+    # MAE it keeps the trunk's gradients near zero and the run at chance (short.yaml uses timm's 0.02).
+    head_init_std: float = 2e-5
 
 
 @dataclass
@@ -134,16 +137,16 @@ def classifier_config(cfg: FTModelConfig) -> dict:
             "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
 
 
-def init_from_pretrained(model: nn.Module, path: str | None, run: Run) -> dict:
-    """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. The head starts at N(0, 2e-5)
-    as in MAE over a pretrained encoder; from scratch it keeps timm's init, since a near-zero head over a random
-    trunk leaves the trunk's gradients near zero and the run stalls at chance (docs/decisions.md)."""
+def init_from_pretrained(model: nn.Module, path: str | None, run: Run, head_init_std: float = 2e-5) -> dict:
+    """Load the encoder; only the head (and fc_norm for mean pooling) may stay fresh. Over a loaded encoder the head
+    starts at N(0, ``head_init_std``) (MAE: 2e-5); from scratch it keeps timm's init, since a near-zero head over a
+    random trunk leaves the trunk's gradients near zero and the run stalls at chance (docs/decisions.md)."""
     if path is None:
         msg = ("model.init is not set: fine-tuning a ViT from RANDOM initialisation, without MAE pretraining; "
                "expect far lower accuracy (set model.init=runs/…/checkpoint)")
         run.warn(msg)
         return {"init": None}
-    trunc_normal_(model.head.weight, std=2e-5)
+    trunc_normal_(model.head.weight, std=head_init_std)
     report = load_into(model, encoder_state(read_pretrained(path, ("mae", "vit"))), path)
     unexpected_ok = {"norm.weight", "norm.bias"} if not hasattr(model.norm, "weight") else set()
     bad_missing = [k for k in report.missing if k not in HEAD_KEYS]
@@ -333,7 +336,7 @@ def train(cfg: FinetuneConfig) -> dict:
     run = Run(cfg.run, cfg, "finetune_vit")
     mconfig = classifier_config(cfg.model)
     model = build_model("vit", mconfig)
-    init_info = init_from_pretrained(model, cfg.model.init, run)
+    init_info = init_from_pretrained(model, cfg.model.init, run, cfg.model.head_init_std)
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
     eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * run.accelerator.num_processes
     optimizer, base_lr = make_optimizer(model, cfg.optim, eff_batch)

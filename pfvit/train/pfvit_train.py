@@ -56,6 +56,9 @@ class PFModelConfig:
     drop_path: float = 0.0
     # A full pfvit MAE checkpoint folder (encoder and decoder) or an official-style MAE .pth with its decoder.
     init: Optional[str] = None
+    # Std of C's init: MAE's 2e-5 suits long runs; a few hundred steps over a brief MAE need timm's 0.02 (as
+    # FTModelConfig.head_init_std; docs/decisions.md).
+    head_init_std: float = 2e-5
 
 
 @dataclass
@@ -234,6 +237,7 @@ def train(cfg: PFViTConfig) -> dict:
     names = class_names(cfg.model.num_classes)
     mconfig = model_config(cfg.model)
     model: PokerFaceViT = build_model("pfvit", mconfig)
+    nn.init.trunc_normal_(model.classifier.head.weight, std=cfg.model.head_init_std)
     disc: Discriminator = build_model("pfvit_discriminator", discriminator_part(mconfig))
     init_info = initialise(model, disc, cfg.model.init, run)
     fr = build_face_embedder(cfg.fr.model, cfg.fr.weights)

@@ -21,8 +21,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
-from ..config import save_config, to_dict
+from ..config import read_yaml, save_config, to_dict
 from ..errors import UserError
+from .checkpoint import latest_state
 
 log = logging.getLogger("pfvit")
 
@@ -61,6 +62,32 @@ def cpu_multiprocess_fix() -> bool:
                   "train together (gloo); set it yourself to silence this", file=sys.stderr)
         return True
     return False
+
+
+# What a resumed run may change: where and how it logs and saves, how long it trains, how its data is read.
+RESUMABLE_KEYS = ("run.", "optim.epochs", "optim.max_steps", "data.num_workers", "vis_every")
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts; keys in only one of them (a key added or
+    dropped by another pfvit version) do not count."""
+    keys = []
+    for key in sorted(set(old) & set(new)):
+        a, b = old[key], new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def check_resumable(saved: dict, config: dict, out: Path) -> None:
+    """A run folder resumes only under the config it was started with (up to ``RESUMABLE_KEYS``): a changed model,
+    recipe or data set would otherwise continue silently from the old run's weights and step."""
+    changed = [k for k in changed_keys(saved, config) if not k.startswith(RESUMABLE_KEYS)]
+    if changed:
+        raise UserError(f"{out} holds a run started with a different config ({', '.join(changed[:5])}); delete it, "
+                        "set run.out to a new folder, or set run.resume=false to start over there")
 
 
 class Progress:
@@ -108,6 +135,8 @@ class Run:
         # The same seed on every process gives identical initial weights; data order is split per rank elsewhere.
         set_seed(cfg.seed)
         self.config_dict = to_dict(full_config)
+        if cfg.resume and latest_state(self.out) is not None and (self.out / "config.yaml").is_file():
+            check_resumable(read_yaml(self.out / "config.yaml"), self.config_dict, self.out)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(full_config, self.out / "config.yaml")
