@@ -83,3 +83,5 @@ def test_a_run_folder_resumes_only_under_its_own_config(tmp_path):
     with pytest.raises(UserError, match=r"different config \(model.img_size, optim.lr\); delete it"):
         check_resumable(saved, {**saved, "model": {"arch": "vit_tiny", "img_size": 32},
                                 "optim": {"lr": 1e-4, "epochs": 4}}, tmp_path)
+    with pytest.raises(UserError, match=r"different config \(run.seed\)"):  # the data order would change
+        check_resumable({**saved, "run": {"out": "a", "seed": 0}}, {**saved, "run": {"out": "a", "seed": 1}}, tmp_path)

@@ -64,8 +64,11 @@ def cpu_multiprocess_fix() -> bool:
     return False
 
 
-# What a resumed run may change: where and how it logs and saves, how long it trains, how its data is read.
-RESUMABLE_KEYS = ("run.", "optim.epochs", "optim.max_steps", "data.num_workers", "vis_every")
+# What a resumed run may change: where and how it logs and saves, its precision (the launcher's), how long it trains,
+# how its data is read. Not run.seed or run.grad_accum_steps: they set the data order and the effective batch.
+RESUMABLE_KEYS = frozenset({"run.out", "run.log_every", "run.save_every", "run.keep_states", "run.resume",
+                            "run.wandb", "run.wandb_project", "run.mixed_precision", "optim.epochs",
+                            "optim.max_steps", "data.num_workers", "vis_every"})
 
 
 def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -84,7 +87,7 @@ def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 def check_resumable(saved: dict, config: dict, out: Path) -> None:
     """A run folder resumes only under the config it was started with (up to ``RESUMABLE_KEYS``): a changed model,
     recipe or data set would otherwise continue silently from the old run's weights and step."""
-    changed = [k for k in changed_keys(saved, config) if not k.startswith(RESUMABLE_KEYS)]
+    changed = [k for k in changed_keys(saved, config) if k not in RESUMABLE_KEYS]
     if changed:
         raise UserError(f"{out} holds a run started with a different config ({', '.join(changed[:5])}); delete it, "
                         "set run.out to a new folder, or set run.resume=false to start over there")
