@@ -62,19 +62,30 @@ shards: setup
 # RUN/report.md. NAME_ARGS are overrides for every training stage (the smoke test passes optim.max_steps=… there).
 # Plain python on one device; accelerate launch when ACCELERATE_ARGS asks for more (the stages accept both).
 RUN_STAGE = $(if $(strip $(ACCELERATE_ARGS)),$(ACCELERATE) launch $(ACCELERATE_ARGS),$(PY))
+# $(call AFRESH,DIR) starts a recipe: when its target exists, make runs it only because an input changed (a config,
+# the shards, an earlier stage), so DIR — made from the old inputs — is cleared and the stage starts over; when the
+# target is missing (a first or an interrupted run) DIR stays and the stage resumes from its last state.
+AFRESH = $(if $(wildcard $@),echo "$@ is older than $?: clearing $(1) to redo it" && rm -rf $(1) &&)
+# $(call PARAMS,FILE,TEXT): FILE holds TEXT and gets a new mtime only when TEXT changes, so that targets made from
+# make variables (DEMO_SIZE, DATA, …) depend on their values.
+define PARAMS
+$(1): FORCE
+	@mkdir -p $$(@D); printf '%s\n' '$(2)' | cmp -s - $$@ || printf '%s\n' '$(2)' > $$@
+endef
+.PHONY: FORCE
 # Poker-face measures on at most this many faces (generation + face recognition per face is the slow part).
 POKER_LIMIT ?= 1000
 define CHAIN
 $(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
-	$$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
+	$$(call AFRESH,$(2)/mae) $$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
 		run.out=$(2)/mae model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/vit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/finetune_vit/$(1).yaml
-	$$(RUN_STAGE) pipelines/finetune_vit.py --config configs/finetune_vit/$(1).yaml data.shards=$(3) \
+	$$(call AFRESH,$(2)/vit) $$(RUN_STAGE) pipelines/finetune_vit.py --config configs/finetune_vit/$(1).yaml data.shards=$(3) \
 		model.init=$(2)/mae/checkpoint run.out=$(2)/vit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/pfvit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/pfvit/$(1).yaml
-	$$(RUN_STAGE) pipelines/pfvit_train.py --config configs/pfvit/$(1).yaml data.shards=$(3) \
+	$$(call AFRESH,$(2)/pfvit) $$(RUN_STAGE) pipelines/pfvit_train.py --config configs/pfvit/$(1).yaml data.shards=$(3) \
 		model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
@@ -82,7 +93,7 @@ $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 
 # POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
 $(2)/%/$(6)/meta.json: $(2)/pfvit/$(6)/meta.json configs/finetune_poster/$(1)_%.yaml
-	$$(RUN_STAGE) pipelines/finetune_poster.py --config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) \
+	$$(call AFRESH,$(2)/$$*) $$(RUN_STAGE) pipelines/finetune_poster.py --config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) \
 		model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
@@ -112,7 +123,7 @@ DEMO_IDENTITIES ?= 100
 DEMO_SIZE ?= 64
 # 0: faces upright, centred, evenly lit on plain grey (identity and expression vary), which a ViT learns within the
 # demo's CPU minutes; 1: issue 4's full pose, lighting, background and occluder nuisance, which no ViT leaves chance
-# on in that budget (a small CNN does). docs/results.md has the demo at both. Change it after `make clean-demo`.
+# on in that budget (a small CNN does). docs/results.md has the demo at both. Changing it redoes every stage.
 DEMO_DISTURBANCE ?= 0
 demo_ARGS = $(DEMO_ARGS)
 demo_TITLE = pfvit demo on synthetic faces
@@ -121,9 +132,12 @@ demo_REPORT_DEPS = $(DEMO)/predict/summary.json
 demo: setup $(DEMO)/report.md
 	@echo "demo done: open $(DEMO)/report.html (or report.md); every stage's outputs are under $(DEMO)/"
 
-$(DEMO_SHARDS)/manifest.json: | setup
-	$(PY) pipelines/make_shards.py --source synthetic --num $(DEMO_NUM) --identities $(DEMO_IDENTITIES) \
-		--disturbance $(DEMO_DISTURBANCE) --size $(DEMO_SIZE) --maxcount 500 --workers 2 --out $(DEMO_SHARDS)
+DEMO_SHARD_ARGS = --source synthetic --num $(DEMO_NUM) --identities $(DEMO_IDENTITIES) \
+	--disturbance $(DEMO_DISTURBANCE) --size $(DEMO_SIZE) --maxcount 500
+$(eval $(call PARAMS,$(DEMO_SHARDS)/make_args.txt,$(DEMO_SHARD_ARGS)))
+$(DEMO_SHARDS)/manifest.json: $(DEMO_SHARDS)/make_args.txt | setup
+	$(call AFRESH,$(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json) \
+		$(PY) pipelines/make_shards.py $(DEMO_SHARD_ARGS) --workers 2 --out $(DEMO_SHARDS)
 
 $(DEMO)/photo.jpg: | setup
 	$(PY) pipelines/synthetic_photo.py $@ --faces 4 --seed 1
@@ -146,11 +160,14 @@ fer2013_TITLE = pfvit on FER2013 (train → PublicTest)
 fer2013: setup $(FER)/report.md
 	@echo "fer2013 done: open $(FER)/report.html; numbers go to docs/results.md"
 
-$(FER_SHARDS)/manifest.json: | setup
-	$(PY) pipelines/make_shards.py --source fer2013_folder --root $(DATA)/train.tar $(DATA)/publictest.tar \
-		--size $(FER_SIZE) --maxcount 5000 --workers 2 --out $(FER_SHARDS)
+FER_SHARD_ARGS = --source fer2013_folder --root $(DATA)/train.tar $(DATA)/publictest.tar --size $(FER_SIZE) \
+	--maxcount 5000
+$(eval $(call PARAMS,$(FER_SHARDS)/make_args.txt,$(FER_SHARD_ARGS)))
+$(FER_SHARDS)/manifest.json: $(FER_SHARDS)/make_args.txt | setup
+	$(call AFRESH,$(FER_SHARDS)/*.tar $(FER_SHARDS)/*.json) \
+		$(PY) pipelines/make_shards.py $(FER_SHARD_ARGS) --workers 2 --out $(FER_SHARDS)
 
 $(eval $(call CHAIN,fer2013,$(FER),$(FER_SHARDS),$(FER_SIZE),val,last))
 
 clean-demo:
-	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json
+	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json $(DEMO_SHARDS)/make_args.txt

@@ -16,11 +16,13 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
     demo = tmp_path / "demo"
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "demo", f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120",
-         "DEMO_IDENTITIES=12", "DEMO_SIZE=64",
-         "DEMO_ARGS=optim.max_steps=2 data.batch_size=8 data.num_workers=0 run.log_every=1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    toy = [f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120", "DEMO_IDENTITIES=12", "DEMO_SIZE=64"]
+
+    def make(*args, timeout=600):
+        return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout)
+
+    proc = make("demo", *toy, "DEMO_ARGS=optim.max_steps=2 data.batch_size=8 data.num_workers=0 run.log_every=1")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for stage in ("vit", "pfvit", "poster_pp", "poster_var"):
         metrics = json.loads((demo / stage / "eval_test" / "metrics.json").read_text())
@@ -39,6 +41,10 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     page = (demo / "report.html").read_text()
     assert all(f'src="{p}"' in page for p in pictures)
     # A re-run redoes nothing: every stage is a file target.
-    again = subprocess.run(["make", "--no-print-directory", "-q", f"{demo}/report.md", f"DEMO={demo}",
-                            f"DEMO_SHARDS={demo}/shards"], cwd=ROOT, capture_output=True, text=True)
-    assert again.returncode == 0, again.stdout
+    again = make("demo", *toy, timeout=120)
+    assert again.returncode == 0 and "pipelines/" not in again.stdout, again.stdout
+    # A changed shard parameter redoes the shards and, from scratch, every stage after them (a dry run).
+    changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=32", timeout=120).stdout
+    for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
+        assert f"clearing {demo}/{step}" in changed and f"rm -rf {demo}/{step}" in changed, (step, changed)
+    assert "--size 32" in changed

@@ -48,6 +48,12 @@ def test_byte_reproducible_across_worker_counts_and_resumes(tmp_path):
     assert "1 of 7 shards to write" in log
     assert tar_hashes(tmp_path / "a") == tar_hashes(tmp_path / "b")
     assert read_manifest(tmp_path / "a")["splits"] == read_manifest(tmp_path / "b")["splits"]
+    # Resuming into the folder with other parameters would mix two datasets' shards: refused, by name.
+    os.remove(tmp_path / "a" / "train-000002.done.json")
+    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS[:-4], "--size", "48", "--maxcount", "20", "--out",
+                       str(tmp_path / "a")])
+    assert proc.returncode == 2 and "other parameters (changed: size)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "a" / "train-000002.done.json").exists()
 
 
 def test_two_ranks_produce_the_same_shards_as_one(tmp_path):

@@ -6,11 +6,13 @@ Layout (design.md, Shards)::
     OUT/{split}-%06d.done.json  per-shard sidecar: sample count, per-class counts, rejects, sha256 (marks completion)
     OUT/{split}.wids.json       wids index (map-style, exact evaluation)
     OUT/manifest.json           per-split counts per class, rejects with reasons, shard list with sha256, command
+    OUT/shard_params.json       what decides the shards' contents (source options, maxcount, split sizes)
 
 Shard ``i`` of a split always holds items ``[i·maxcount, (i+1)·maxcount)`` of the source's fixed item order, so
 the output does not depend on how many processes or machines wrote it: rank ``r`` of ``world`` writes the shards
 with ``i % world == r``, a finished shard (sidecar present) is never rewritten, and a killed run resumes where it
-stopped and ends byte-identical to an unbroken one (tar entries carry ``mtime=0`` and fixed owner names).
+stopped and ends byte-identical to an unbroken one (tar entries carry ``mtime=0`` and fixed owner names). A resume
+with other parameters is refused: it would mix shards of two datasets under one manifest.
 """
 
 from __future__ import annotations
@@ -123,6 +125,24 @@ def _worker(args):
     return spec.split, index
 
 
+def _claim(out: Path, params: dict) -> None:
+    """Record ``params`` in ``OUT/shard_params.json``, or refuse when the folder already holds shards of others."""
+    params = json.loads(json.dumps(params))
+    path = out / "shard_params.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != params:
+            changed = sorted(k for k in {**old["source"], **params["source"]}
+                             if old["source"].get(k) != params["source"].get(k))
+            changed += [k for k in ("maxcount", "split_sizes") if old.get(k) != params.get(k)]
+            raise UserError(f"{out} holds shards made with other parameters (changed: {', '.join(changed)}); "
+                            "delete the folder or choose another --out")
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(params, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def write_shards(out: str | Path, specs: Sequence[ShardSpec], *, maxcount: int = 1000, workers: int = 1,
                  rank: int = 0, world: int = 1, command: Sequence[str] | None = None,
                  source_info: dict | None = None, progress: Callable[[str], None] | None = None) -> dict | None:
@@ -134,6 +154,8 @@ def write_shards(out: str | Path, specs: Sequence[ShardSpec], *, maxcount: int =
         raise UserError(f"--rank {rank} is outside 0..{world - 1} (--world {world})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _claim(out, {"source": source_info or {}, "maxcount": maxcount,
+                 "split_sizes": {spec.split: len(spec.items) for spec in specs}})
     jobs = []
     for spec in specs:
         for index in range(shard_count(len(spec.items), maxcount)):
