@@ -158,7 +158,12 @@ def test_init_from_mae_fills_encoder_generator_and_discriminator():
     mae = MaskedAutoencoderViT(**mae_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2))
     config = pfvit_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2, num_classes=7)
     model, disc = PokerFaceViT(**config), Discriminator(**discriminator_part(config))
+    # C: timm's N(0, 0.02) from scratch, MAE's 2e-5 (or model.head_init_std) over the loaded encoder.
+    assert model.classifier.head.weight.std().item() == pytest.approx(0.02, rel=0.25)
+    init_from_mae(model, disc, mae.state_dict(), head_init_std=0.005)
+    assert model.classifier.head.weight.std().item() == pytest.approx(0.005, rel=0.25)
     counts = init_from_mae(model, disc, mae.state_dict())
+    assert model.classifier.head.weight.std().item() == pytest.approx(2e-5, rel=0.25)
     assert counts["generator"] == sum(1 for k in mae.state_dict() if k.startswith(("decoder", "mask_token")))
     torch.testing.assert_close(model.classifier.encoder.blocks[1].mlp.fc2.weight, mae.blocks[1].mlp.fc2.weight)
     torch.testing.assert_close(model.generator.decoder_blocks[0].attn.qkv.weight, mae.decoder_blocks[0].attn.qkv.weight)

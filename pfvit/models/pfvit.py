@@ -63,7 +63,8 @@ class EmotionClassifier(nn.Module):
                                  num_heads=num_heads, num_classes=0, drop_path_rate=drop_path_rate)
         self.separator = TokenSeparator(embed_dim, se_reduction)
         self.head = nn.Linear(embed_dim, num_classes)
-        nn.init.trunc_normal_(self.head.weight, std=2e-5)
+        # timm's ViT head init; over a loaded MAE encoder init_from_mae redraws it (MAE: 2e-5), as the fine-tune does.
+        nn.init.trunc_normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
         self.num_classes = num_classes
 
@@ -203,8 +204,10 @@ def discriminator_part(config: dict) -> dict:
     return {k: config[k] for k in keys if k in config}
 
 
-def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Fill E from the MAE encoder and G and D from the MAE decoder, by name; returns the tensor counts.
+def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str, torch.Tensor],
+                  head_init_std: float = 2e-5) -> dict[str, int]:
+    """Fill E from the MAE encoder and G and D from the MAE decoder, by name; returns the tensor counts. C starts
+    at N(0, ``head_init_std``) over the loaded encoder (MAE's 2e-5 by default; a from-scratch model keeps timm's).
 
     Every encoder and decoder tensor of the state must land: a partial match is an error (a wrong architecture or
     image size), not a silent random init.
@@ -233,6 +236,7 @@ def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str,
     disc_state = {k.removeprefix("decoder_"): v for k, v in dec.items()
                   if k.startswith(("decoder_blocks.", "decoder_norm."))}
     counts["discriminator"] = load(disc, disc_state, "discriminator D")
+    nn.init.trunc_normal_(model.classifier.head.weight, std=head_init_std)
     return counts
 
 

@@ -56,8 +56,8 @@ class PFModelConfig:
     drop_path: float = 0.0
     # A full pfvit MAE checkpoint folder (encoder and decoder) or an official-style MAE .pth with its decoder.
     init: Optional[str] = None
-    # Std of C's init: MAE's 2e-5 suits long runs; a few hundred steps over a brief MAE need timm's 0.02 (as
-    # FTModelConfig.head_init_std; docs/decisions.md).
+    # Std of C's init over a loaded MAE: MAE's 2e-5 suits long runs; a few hundred steps over a brief MAE need timm's
+    # 0.02. From scratch C keeps timm's 0.02 (as FTModelConfig.head_init_std; docs/decisions.md).
     head_init_std: float = 2e-5
 
 
@@ -191,13 +191,14 @@ def pfvit_train_step(run: Run, model, disc, fr, g_opt, d_opt, x, y, cfg: PFViTCo
     return record
 
 
-def initialise(model: PokerFaceViT, disc: Discriminator, path: str | None, run: Run) -> dict:
+def initialise(model: PokerFaceViT, disc: Discriminator, path: str | None, run: Run,
+               head_init_std: float = 2e-5) -> dict:
     if path is None:
         msg = ("model.init is not set: PF-ViT starts from RANDOM weights, without MAE pretraining; the paper's "
                "E, G and D are copies of a pretrained MAE (set model.init=runs/…/mae/checkpoint)")
         run.warn(msg)
         return {"init": None}
-    counts = init_from_mae(model, disc, read_pretrained(path, ("mae",)))
+    counts = init_from_mae(model, disc, read_pretrained(path, ("mae",)), head_init_std)
     run.info(f"initialised from {path}: {counts} tensors (encoder → E, decoder → G and D)")
     return {"init": str(path), "loaded_tensors": counts}
 
@@ -237,9 +238,8 @@ def train(cfg: PFViTConfig) -> dict:
     names = class_names(cfg.model.num_classes)
     mconfig = model_config(cfg.model)
     model: PokerFaceViT = build_model("pfvit", mconfig)
-    nn.init.trunc_normal_(model.classifier.head.weight, std=cfg.model.head_init_std)
     disc: Discriminator = build_model("pfvit_discriminator", discriminator_part(mconfig))
-    init_info = initialise(model, disc, cfg.model.init, run)
+    init_info = initialise(model, disc, cfg.model.init, run, cfg.model.head_init_std)
     fr = build_face_embedder(cfg.fr.model, cfg.fr.weights)
     if fr is not None:
         fr.to(acc.device)
