@@ -69,6 +69,10 @@ def test_kaggle_tar_layout_gives_canonical_labels_and_rejects(small_fer_tar, tmp
         folder = s["json"]["source"].split("/")[-2]
         assert CANONICAL[s["cls"]] == FOLDER_TO_CANONICAL[folder]
         assert s["jpg"].size == (48, 48)
+    # The tar lists class by class; the shards must not (the training sampler shuffles within shards, so class
+    # blocks give single-class batches). 7 blocks of 30 would change label 6 times.
+    labels = [data.sample(i)["cls"] for i in range(len(data))]
+    assert sum(a != b for a, b in zip(labels, labels[1:])) > 100
 
 
 def test_csv_rows_and_ferplus_join_by_row_order(shared_data, tmp_path):

@@ -105,6 +105,20 @@ def test_eval_dataset_sees_every_sample_once_and_train_stream_batches(synthetic_
     assert len(batches) == 3 and all(b[1].shape == (8,) for b in batches)
 
 
+def test_shard_class_skew_flags_one_class_per_shard_not_a_mixed_split():
+    import random
+
+    from pfvit.data.shards import shard_class_skew
+
+    grouped = [0] * 50 + [1] * 50 + [2] * 50
+    assert shard_class_skew([50, 50, 50], grouped) == pytest.approx(2 / 3)
+    mixed = grouped[:]
+    random.Random(0).shuffle(mixed)
+    assert shard_class_skew([50, 50, 50], mixed) < 0.2
+    assert shard_class_skew([150], grouped) == 0.0  # one shard: the sampler mixes it anyway
+    assert shard_class_skew([2, 2], [-1, -1, 0, 1]) == 0.0  # unlabelled samples do not count
+
+
 def test_epoch_sampler_ranks_disjoint_equal_and_resumable():
     import itertools
 

@@ -59,6 +59,17 @@ class ShardSpec:
     extra: dict = field(default_factory=dict)
 
 
+def mixed_order(items: Sequence[Any], seed: int = 0) -> list[Any]:
+    """``items`` in a seeded random order, for sources that list files class by class (folder layouts): the
+    training sampler shuffles within shards and a streaming reader within a buffer, so shards holding one class
+    each would give single-class batches (a ViT on FER2013 collapsed to its majority class that way)."""
+    import random
+
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order
+
+
 def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="JPEG", quality=quality)
@@ -249,6 +260,29 @@ def split_index(shard_dir: str | Path, split: str) -> tuple[list[str], list[int]
                     keys.append(member.name[:-len(".cls")])
                     labels.append(int(tar.extractfile(member).read()))
     return keys, labels
+
+
+def shard_class_skew(shard_sizes: Sequence[int], labels: Sequence[int]) -> float:
+    """How far the shards' class mixes are from the split's: the mean (weighted by shard size) total-variation
+    distance between each shard's label histogram and the whole split's, over labelled samples (``labels`` in
+    reading order). Near 0 when every shard is a sample of the split; 2/3 for three classes in one shard each."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    known = labels[labels >= 0]
+    if known.size == 0:
+        return 0.0
+    bins = int(known.max()) + 1
+    overall = np.bincount(known, minlength=bins) / known.size
+    distances, weights, start = [], [], 0
+    for size in shard_sizes:
+        part = labels[start:start + size]
+        start += size
+        part = part[part >= 0]
+        if part.size:
+            distances.append(0.5 * np.abs(np.bincount(part, minlength=bins) / part.size - overall).sum())
+            weights.append(part.size)
+    return float(np.average(distances, weights=weights))
 
 
 def verify(shard_dir: str | Path) -> list[str]:

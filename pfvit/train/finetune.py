@@ -26,7 +26,7 @@ from timm.data import Mixup, create_transform
 from timm.layers import trunc_normal_
 
 from ..config import to_dict
-from ..data.shards import indexed_train_loader, split_index
+from ..data.shards import indexed_train_loader, read_manifest, shard_class_skew, split_index
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError, ConfigError, UserError
 from ..eval.evaluate import split_metrics
@@ -192,6 +192,11 @@ def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int) -> SamplingP
     if dropped:
         run.info(f"excluded {sum(dropped.values())} training samples outside the {num_classes}-class protocol: "
                  f"{dropped}")
+    sizes = [s["count"] for s in read_manifest(data.shards)["splits"][data.train_split]["shards"]]
+    skew = shard_class_skew(sizes, labels)
+    if skew > 0.5:  # shards written before make_shards mixed folder sources
+        run.warn(f"the {data.train_split!r} shards of {data.shards} are grouped by class (skew {skew:.2f}): the loader "
+                 "shuffles within shards, so batches will hold one class or two; rebuild them with make_shards.py")
     counts = torch.bincount(torch.tensor([y for y, k in zip(labels, keep) if k]), minlength=num_classes)
     if (counts == 0).any():
         missing = [names[i] for i in range(len(names)) if counts[i] == 0]

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ...errors import UserError
 from ...labels import CANONICAL, NAME_ALIASES, to_canonical
-from ..shards import Reject, ShardSpec, encode_jpeg
+from ..shards import Reject, ShardSpec, encode_jpeg, mixed_order
 from .folder import load_rgb
 
 USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
@@ -173,7 +173,8 @@ def fer2013_csv_specs(csv_path: str | Path, size: int = 224, quality: int = 95, 
                         "FER+ joins by row order, so both must be complete files")
     maker = CsvRowMaker(size, quality, ferplus_mode if ferplus else None)
     rule = "fer2013.csv Usage column" + (f"; FER+ {ferplus_mode} labels joined by row order" if ferplus else "")
-    return [ShardSpec(split, items, maker, extra={"split_rule": rule}) for split, items in splits.items() if items]
+    return [ShardSpec(split, mixed_order(items), maker, extra={"split_rule": rule})
+            for split, items in splits.items() if items]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,4 +264,5 @@ def fer2013_folder_specs(roots: list[str | Path], size: int = 224, quality: int 
         raise UserError(f"no files under {', '.join(map(str, roots))} (expected train/<class>/Training_*.jpg)")
     maker = FileMaker(dataset, size, quality)
     rule = "file-name prefix (Training/PublicTest/PrivateTest)"
-    return [ShardSpec(split, items, maker, extra={"split_rule": rule}) for split, items in splits.items() if items]
+    return [ShardSpec(split, mixed_order(items), maker, extra={"split_rule": rule})
+            for split, items in splits.items() if items]

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 
 from ...errors import UserError
 from ...labels import CANONICAL, NAME_ALIASES
-from ..shards import Reject, ShardSpec, encode_jpeg
+from ..shards import Reject, ShardSpec, encode_jpeg, mixed_order
 
 SPLIT_DIRS = ("train", "val", "test")
 
@@ -203,6 +203,7 @@ def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, qua
         how = f"seeded split by {'subject' if subject_regex else 'file'} (seed {seed})"
     maker = AligningMaker(dataset, size, quality, faces=faces, detector=align) if align \
         else PreAlignedMaker(dataset, size, quality)
-    return [ShardSpec(split, items, maker, extra={"split_rule": how, "aligned": align or "pre-aligned",
-                                                  "subjects": sorted({i.subject for i in items if i.subject})})
+    return [ShardSpec(split, mixed_order(items, seed), maker,
+                      extra={"split_rule": how, "aligned": align or "pre-aligned",
+                             "subjects": sorted({i.subject for i in items if i.subject})})
             for split, items in splits.items()]
