@@ -173,8 +173,7 @@ def fer2013_csv_specs(csv_path: str | Path, size: int = 224, quality: int = 95, 
                         "FER+ joins by row order, so both must be complete files")
     maker = CsvRowMaker(size, quality, ferplus_mode if ferplus else None)
     rule = "fer2013.csv Usage column" + (f"; FER+ {ferplus_mode} labels joined by row order" if ferplus else "")
-    return [ShardSpec(split, mixed_order(items), maker, extra={"split_rule": rule})
-            for split, items in splits.items() if items]
+    return [ShardSpec(split, items, maker, extra={"split_rule": rule}) for split, items in splits.items() if items]
 
 
 # ---------------------------------------------------------------------------------------------------------------
