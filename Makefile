@@ -73,6 +73,12 @@ $(1): FORCE
 	@mkdir -p $$(@D); printf '%s\n' '$(2)' | cmp -s - $$@ || printf '%s\n' '$(2)' > $$@
 endef
 .PHONY: FORCE
+# $(call SHARDS,DIR,ARGS): DIR/manifest.json from `make_shards.py ARGS`, redone from scratch when ARGS change.
+define SHARDS
+$(call PARAMS,$(1)/make_args.txt,$(2))
+$(1)/manifest.json: $(1)/make_args.txt | setup
+	$$(call AFRESH,$(1)/*.tar $(1)/*.json) $$(PY) pipelines/make_shards.py $(2) --workers 2 --out $(1)
+endef
 # Poker-face measures on at most this many faces (generation + face recognition per face is the slow part).
 POKER_LIMIT ?= 1000
 define CHAIN
@@ -134,10 +140,7 @@ demo: setup $(DEMO)/report.md
 
 DEMO_SHARD_ARGS = --source synthetic --num $(DEMO_NUM) --identities $(DEMO_IDENTITIES) \
 	--disturbance $(DEMO_DISTURBANCE) --size $(DEMO_SIZE) --maxcount 500
-$(eval $(call PARAMS,$(DEMO_SHARDS)/make_args.txt,$(DEMO_SHARD_ARGS)))
-$(DEMO_SHARDS)/manifest.json: $(DEMO_SHARDS)/make_args.txt | setup
-	$(call AFRESH,$(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json) \
-		$(PY) pipelines/make_shards.py $(DEMO_SHARD_ARGS) --workers 2 --out $(DEMO_SHARDS)
+$(eval $(call SHARDS,$(DEMO_SHARDS),$(DEMO_SHARD_ARGS)))
 
 $(DEMO)/photo.jpg: | setup
 	$(PY) pipelines/synthetic_photo.py $@ --faces 4 --seed 1
@@ -162,10 +165,7 @@ fer2013: setup $(FER)/report.md
 
 FER_SHARD_ARGS = --source fer2013_folder --root $(DATA)/train.tar $(DATA)/publictest.tar --size $(FER_SIZE) \
 	--maxcount 5000
-$(eval $(call PARAMS,$(FER_SHARDS)/make_args.txt,$(FER_SHARD_ARGS)))
-$(FER_SHARDS)/manifest.json: $(FER_SHARDS)/make_args.txt | setup
-	$(call AFRESH,$(FER_SHARDS)/*.tar $(FER_SHARDS)/*.json) \
-		$(PY) pipelines/make_shards.py $(FER_SHARD_ARGS) --workers 2 --out $(FER_SHARDS)
+$(eval $(call SHARDS,$(FER_SHARDS),$(FER_SHARD_ARGS)))
 
 $(eval $(call CHAIN,fer2013,$(FER),$(FER_SHARDS),$(FER_SIZE),val,last))
 
