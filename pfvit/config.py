@@ -184,6 +184,19 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     return data
 
 
+def changed_keys(old: dict, new: dict, prefix: str = "", *, one_sided: bool = False) -> list[str]:
+    """Dotted keys whose values differ between two nested dicts. A key in only one of them counts only when
+    ``one_sided`` is set: a config saved by another pfvit version may add or drop keys, a shard record may not."""
+    keys = []
+    for key in sorted(set(old) | set(new) if one_sided else set(old) & set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.", one_sided=one_sided)
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` → (["a", "b"], value parsed as a YAML scalar or flow list)."""
     if "=" not in text:

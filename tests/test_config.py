@@ -3,7 +3,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from pfvit.config import load_config, save_config
+from pfvit.config import changed_keys, load_config, save_config
 from pfvit.errors import ConfigError
 from pfvit.train.mae_pretrain import MAEPretrainConfig
 from conftest import PYTHON, run_script
@@ -76,6 +76,14 @@ def test_resolved_config_round_trips(tmp_path):
 def test_shipped_configs_load(name):
     cfg = load_config(MAEPretrainConfig, f"configs/mae_pretrain/{name}.yaml")
     assert cfg.model.arch.startswith("vit_")
+
+
+def test_changed_keys_names_nested_differences_and_one_sided_keys_only_when_asked():
+    old = {"model": {"arch": "vit_tiny", "img_size": 64}, "seed": 0, "gone": 1}
+    new = {"model": {"arch": "vit_small", "img_size": 64}, "seed": 0, "added": {"x": 1}}
+    assert changed_keys(old, new) == ["model.arch"]
+    assert changed_keys(old, new, one_sided=True) == ["added", "gone", "model.arch"]
+    assert changed_keys(new, new, one_sided=True) == []
 
 
 def test_stage_cli_prints_one_line_error_not_a_traceback():

@@ -52,7 +52,7 @@ def test_byte_reproducible_across_worker_counts_and_resumes(tmp_path):
     os.remove(tmp_path / "a" / "train-000002.done.json")
     proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS[:-4], "--size", "48", "--maxcount", "20", "--out",
                        str(tmp_path / "a")])
-    assert proc.returncode == 2 and "other parameters (changed: size)" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "other parameters (changed: source.size)" in proc.stderr, proc.stderr
     assert not (tmp_path / "a" / "train-000002.done.json").exists()
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 from PIL import Image
 
 from .. import __version__
+from ..config import changed_keys
 from ..errors import UserError
 from ..labels import CANONICAL
 
@@ -141,11 +142,8 @@ def _claim(out: Path, params: dict) -> None:
     params = json.loads(json.dumps(params))
     path = out / "shard_params.json"
     if path.exists():
-        old = json.loads(path.read_text())
-        if old != params:
-            changed = sorted(k for k in {**old["source"], **params["source"]}
-                             if old["source"].get(k) != params["source"].get(k))
-            changed += [k for k in ("maxcount", "split_sizes") if old.get(k) != params.get(k)]
+        changed = changed_keys(json.loads(path.read_text()), params, one_sided=True)
+        if changed:
             raise UserError(f"{out} holds shards made with other parameters (changed: {', '.join(changed)}); "
                             "delete the folder or choose another --out")
         return

@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
-from ..config import read_yaml, save_config, to_dict
+from ..config import changed_keys, read_yaml, save_config, to_dict
 from ..errors import UserError
 from .checkpoint import latest_state
 
@@ -69,19 +69,6 @@ def cpu_multiprocess_fix() -> bool:
 RESUMABLE_KEYS = frozenset({"run.out", "run.log_every", "run.save_every", "run.keep_states", "run.resume",
                             "run.wandb", "run.wandb_project", "run.mixed_precision", "optim.epochs",
                             "optim.max_steps", "data.num_workers", "vis_every"})
-
-
-def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts; keys in only one of them (a key added or
-    dropped by another pfvit version) do not count."""
-    keys = []
-    for key in sorted(set(old) & set(new)):
-        a, b = old[key], new[key]
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
 
 
 def check_resumable(saved: dict, config: dict, out: Path) -> None:
