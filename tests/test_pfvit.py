@@ -12,7 +12,7 @@ from pfvit.labels import NEUTRAL, class_names
 from pfvit.models import pfvit_losses as L
 from pfvit.models.mae import MaskedAutoencoderViT, mae_config
 from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae, pfvit_config
-from pfvit.train.pfvit_train import PFLossConfig, PFOptimConfig, discriminator_loss, generator_losses, generator_optimizer
+from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, generator_losses
 from conftest import PYTHON, assert_kill_resume_identical, run_script
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32, decoder_depth=2,
@@ -38,16 +38,6 @@ def test_shapes(config):
     assert out["logits"].shape == (2, k)
     assert disc(x).shape == (2, k + 1)
     assert model.classifier(x).shape == (2, k)
-
-
-def test_generator_optimizer_covers_every_parameter_once_with_c_at_head_lr():
-    model, _ = tiny()
-    opt = generator_optimizer(model, PFOptimConfig(lr=2e-5, head_lr=1e-3))
-    groups = [{id(p) for p in g["params"]} for g in opt.param_groups]
-    assert not groups[0] & groups[1] and groups[0] | groups[1] == {id(p) for p in model.parameters()}
-    assert groups[1] == {id(p) for p in model.classifier.head.parameters()}
-    assert [g["lr"] for g in opt.param_groups] == [2e-5, 1e-3]
-    assert [g["lr"] for g in generator_optimizer(model, PFOptimConfig(lr=2e-5)).param_groups] == [2e-5, 2e-5]
 
 
 def test_separator_masks_are_complementary():

@@ -83,8 +83,6 @@ class FRConfig:
 @dataclass
 class PFOptimConfig:
     lr: float = 2e-5
-    # C's learning rate (None: lr). A short run from a brief MAE needs the linear head to move faster than E, S, G.
-    head_lr: Optional[float] = None
     betas: tuple[float, float] = (0.9, 0.999)
     d_lr: float = 1e-4
     d_betas: tuple[float, float] = (0.5, 0.999)
@@ -232,14 +230,6 @@ def save_sample_grid(model: PokerFaceViT, images: torch.Tensor, twins: torch.Ten
     image_grid([[c[i] for c in columns] for i in range(images.shape[0])], path, titles=titles)
 
 
-def generator_optimizer(model: PokerFaceViT, optim: PFOptimConfig) -> torch.optim.Adam:
-    """Adam over E, S, G and C (§4), C in its own group at ``head_lr``."""
-    head = list(model.classifier.head.parameters())
-    body = [p for p in model.parameters() if all(p is not h for h in head)]
-    return torch.optim.Adam([{"params": body}, {"params": head, "lr": optim.head_lr or optim.lr}],
-                            lr=optim.lr, betas=optim.betas)
-
-
 def train(cfg: PFViTConfig) -> dict:
     if cfg.data.soft_labels is not None:
         raise ConfigError("data.soft_labels is not supported by PF-ViT (L_emo is the hard-label CE of Eq. 5)")
@@ -261,7 +251,7 @@ def train(cfg: PFViTConfig) -> dict:
     total_steps = cfg.optim.epochs * steps_per_epoch
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
-    g_opt = generator_optimizer(model, cfg.optim)
+    g_opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
     d_opt = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=cfg.optim.d_lr,
                              betas=cfg.optim.d_betas)
     plateaus = [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.optim.plateau_factor,
