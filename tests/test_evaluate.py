@@ -16,6 +16,19 @@ from pfvit.train.checkpoint import save_checkpoint
 from pfvit.train.finetune import FTOptimConfig, make_optimizer
 from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, run_script
 
+
+def test_image_grid_enlarges_small_tiles_by_a_whole_factor_and_keeps_their_pixels(tmp_path):
+    from pfvit.eval.plots import image_grid
+
+    torch.manual_seed(0)
+    tiles = [[torch.rand(3, 8, 12), torch.rand(3, 8, 12)] for _ in range(3)]
+    sheet = np.asarray(Image.open(image_grid(tiles, tmp_path / "g.png", titles=("a", "b"), min_tile=30)))
+    assert sheet.shape == (14 + 3 * 8 * 3, 2 * 12 * 3, 3)  # factor ceil(30 / 12) = 3
+    expected = (tiles[2][1].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(sheet[14 + 2 * 24::3, 36::3], expected)
+    large = np.asarray(Image.open(image_grid(tiles, tmp_path / "h.png", min_tile=12)))
+    assert large.shape == (3 * 8, 2 * 12, 3)
+
 def test_metrics_equal_a_hand_computation():
     names = ["a", "b", "c"]
     target = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
