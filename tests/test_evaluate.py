@@ -29,6 +29,7 @@ def test_image_grid_enlarges_small_tiles_by_a_whole_factor_and_keeps_their_pixel
     large = np.asarray(Image.open(image_grid(tiles, tmp_path / "h.png", min_tile=12)))
     assert large.shape == (3 * 8, 2 * 12, 3)
 
+
 def test_metrics_equal_a_hand_computation():
     names = ["a", "b", "c"]
     target = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])

@@ -23,6 +23,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,6 @@ def mixed_order(items: Sequence[Any], seed: int = 0) -> list[Any]:
     """``items`` in a seeded random order, for sources that list files class by class (folder layouts): the
     training sampler shuffles within shards and a streaming reader within a buffer, so shards holding one class
     each would give single-class batches (a ViT on FER2013 collapsed to its majority class that way)."""
-    import random
-
     order = list(items)
     random.Random(seed).shuffle(order)
     return order
