@@ -10,12 +10,13 @@ names the key and lists the valid ones. The resolved config is written beside ev
 from __future__ import annotations
 
 import argparse
-import re
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Sequence, TypeVar, Union
+from typing import Annotated, Any, Literal, Sequence, TypeVar, Union
 
 import yaml
 
@@ -42,8 +43,43 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 BASE_KEY = "_base_"
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds of a number, declared once beside its field as ``Annotated[float, Range(0, 1, hi_open=True)]``:
+    checked at parse time and shown by ``--help``."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '≥'} {self.lo:g}"
+        if self.lo is None:
+            return f"{'<' if self.hi_open else '≤'} {self.hi:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+    def contains(self, value: float) -> bool:
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return False
+        return self.hi is None or not (value > self.hi or (self.hi_open and value == self.hi))
+
+
+# The bounds most fields share.
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0, lo_open=True)]
+NonNegativeFloat = Annotated[float, Range(0)]
+Probability = Annotated[float, Range(0, 1)]
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        bounds = [str(e) for e in extras if isinstance(e, Range)]
+        return f"{_type_name(base)} {', '.join(bounds)}" if bounds else _type_name(base)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
@@ -63,17 +99,28 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _coerce(value, base, key)
+        for bound in extras:
+            if isinstance(bound, Range) and not bound.contains(value):
+                raise ConfigError(f"{key}: expected a value {bound}, got {value!r}")
+        return value
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        near_miss = None  # the right type but out of range (or not finite): that message says more
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _coerce(value, option, key)
-            except ConfigError:
-                continue
+            except ConfigError as err:
+                if "expected a value" in str(err) or "expected a finite" in str(err):
+                    near_miss = err
+        if near_miss is not None:
+            raise near_miss
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         if value in typing.get_args(tp):
@@ -108,6 +155,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
             return float(value)
         # PyYAML reads 3e-4 as a string (YAML 1.1 wants 3.0e-4); accept the spelling people type.
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
@@ -125,7 +174,7 @@ def _valid_keys(schema: type) -> str:
 
 
 def _build(schema: type[T], values: dict, prefix: str = "") -> T:
-    hints = typing.get_type_hints(schema)
+    hints = typing.get_type_hints(schema, include_extras=True)
     names = {f.name for f in dataclasses.fields(schema)}
     for key in values:
         if key not in names:
@@ -169,9 +218,14 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: '_base_' files include each other in a loop")
     try:
-        data = _yaml_load(path.read_text()) or {}
+        data = _yaml_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a YAML file such as configs/<stage>/….yaml") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -241,7 +295,7 @@ def describe(schema: type, prefix: str = "") -> list[str]:
     """One line per leaf key: ``name (type) = default``, for ``--help``."""
     lines = []
     default = schema()
-    hints = typing.get_type_hints(schema)
+    hints = typing.get_type_hints(schema, include_extras=True)
     for field in dataclasses.fields(schema):
         tp = hints[field.name]
         if dataclasses.is_dataclass(tp):

@@ -15,13 +15,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Annotated, Iterator, Optional
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from .config import PositiveFloat, PositiveInt, Range
 from .data.align import FaceAligner
 from .data.sources.folder import load_rgb
 from .errors import UserError
@@ -37,10 +38,10 @@ class PredictConfig:
     inputs: list[str] = field(default_factory=list)
     out: str = "runs/predict"
     detector: str = "mtcnn"
-    min_face: int = 20
-    every: int = 1                 # video: every N-th frame …
-    fps: Optional[float] = None    # … or this many frames per second (overrides every)
-    smoothing: float = 0.6         # video: EMA weight of the past on a face track's probabilities (0: none)
+    min_face: PositiveInt = 20
+    every: PositiveInt = 1                 # video: every N-th frame …
+    fps: Optional[PositiveFloat] = None    # … or this many frames per second (overrides every)
+    smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.6         # video: EMA weight of the past on a face track's probabilities (0: none)
     pokerface: Optional[str] = None  # a PF-ViT checkpoint: poker face of every face
     cam: bool = False
     cam_method: str = "gradcam++"

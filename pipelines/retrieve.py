@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--aligned", action="store_true", help="query images are aligned faces (no detection)")
     p.add_argument("--out", help="query: output folder (default MEMORY/query)")
     p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # inputs may come after the options, as in the README
     classifier = load_classifier(args.checkpoint).to(args.device)
     if args.action == "build":
         if (args.shards is None) == (args.folder is None):

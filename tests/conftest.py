@@ -30,6 +30,26 @@ def run_script(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+def run_main(script: str, args: list[str]) -> tuple[int, str, str]:
+    """A pipeline script's ``main(args)`` in this process (no interpreter start-up, no torch import per call):
+    (exit code, stderr, stdout). ``cli_entry`` turns user errors into ``error:`` lines and exit code 2 exactly as
+    on the command line."""
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location(f"_pipeline_{Path(script).stem}", ROOT / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = module.main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, err.getvalue(), out.getvalue()
+
+
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 
@@ -70,7 +90,9 @@ def assert_kill_resume_identical(args: list[str], tmp_path: Path, state_step: in
     assert resumed.returncode == 0 and "resumed from" in resumed.stderr, resumed.stderr[-2000:]
     for key in keys:
         a = {r["step"]: r[key] for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if key in r}
-        b = {r["step"]: r[key] for r in read_metrics(out / "metrics.jsonl") if key in r}  # later records win
+        steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if key in r]
+        assert len(steps) == len(set(steps)), f"{key}: replayed steps are listed twice after the resume"
+        b = {r["step"]: r[key] for r in read_metrics(out / "metrics.jsonl") if key in r}
         assert sorted(a) == sorted(b) == list(range(1, last_step + 1))
         assert [b[s] for s in a] == [a[s] for s in a], key  # bit-identical sequence
 

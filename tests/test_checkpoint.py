@@ -76,12 +76,13 @@ def test_a_run_folder_resumes_only_under_its_own_config(tmp_path):
     from pfvit.train.runtime import check_resumable
 
     saved = {"run": {"out": "a", "log_every": 10}, "model": {"arch": "vit_tiny", "img_size": 64},
-             "optim": {"lr": 1e-3, "epochs": 4}, "vis_every": 100}
-    check_resumable(saved, {**saved, "run": {"out": "a", "log_every": 1}, "optim": {"lr": 1e-3, "epochs": 8},
-                            "vis_every": 5}, tmp_path)
+             "optim": {"lr": 1e-3, "epochs": 4, "weight_decay": 0.05}, "vis_every": 100}
+    # A diverged run resumes from an earlier state with a lower lr: the lr may change too.
+    check_resumable(saved, {**saved, "run": {"out": "a", "log_every": 1},
+                            "optim": {"lr": 1e-4, "epochs": 8, "weight_decay": 0.05}, "vis_every": 5}, tmp_path)
     check_resumable(saved, {**saved, "model": {"arch": "vit_tiny", "img_size": 64, "head_init_std": 0.02}}, tmp_path)
-    with pytest.raises(UserError, match=r"different config \(model.img_size, optim.lr\); delete it"):
+    with pytest.raises(UserError, match=r"different config \(model.img_size, optim.weight_decay\); delete it"):
         check_resumable(saved, {**saved, "model": {"arch": "vit_tiny", "img_size": 32},
-                                "optim": {"lr": 1e-4, "epochs": 4}}, tmp_path)
+                                "optim": {"lr": 1e-3, "epochs": 4, "weight_decay": 0.1}}, tmp_path)
     with pytest.raises(UserError, match=r"different config \(run.seed\)"):  # the data order would change
         check_resumable({**saved, "run": {"out": "a", "seed": 0}}, {**saved, "run": {"out": "a", "seed": 1}}, tmp_path)

@@ -56,10 +56,13 @@ def test_kaggle_tar_layout_gives_canonical_labels_and_rejects(small_fer_tar, tmp
     make_shards("--source", "fer2013_folder", "--root", tar_path, "--size", "48", "--out", out)
     manifest = read_manifest(out)
     train = manifest["splits"]["train"]
-    assert train["count"] == 7 * 30
-    assert {k: v for k, v in train["per_class"].items() if v} == {FOLDER_TO_CANONICAL[f]: 30 for f in per_class}
+    # Training_10131352.jpg (angry) is all black: a face of one flat colour is a reject, whatever the source.
+    assert train["count"] == 7 * 30 - 1
+    expected = {FOLDER_TO_CANONICAL[f]: 30 - (f == "angry") for f in per_class}
+    assert {k: v for k, v in train["per_class"].items() if v} == expected
     reasons = {r["source"].rsplit("/", 1)[-1]: r["reason"] for r in train["rejects"]}
-    assert set(reasons) == {"Training_truncated.jpg", "Training_empty.jpg", "copy_of_face.jpg"}
+    assert set(reasons) == {"Training_truncated.jpg", "Training_empty.jpg", "copy_of_face.jpg", "Training_10131352.jpg"}
+    assert "one flat colour" in reasons["Training_10131352.jpg"]
     assert reasons["Training_empty.jpg"] == "empty file"
     assert "cannot decode" in reasons["Training_truncated.jpg"] or "truncated" in reasons["Training_truncated.jpg"]
     assert "prefix" in reasons["copy_of_face.jpg"]
@@ -119,20 +122,34 @@ def test_csv_rows_and_ferplus_join_by_row_order(shared_data, tmp_path):
 
 
 def test_malformed_csv_rows_are_rejected_with_their_row(tmp_path):
-    good = " ".join(["128"] * 2304)
+    good = " ".join(str(v % 256) for v in range(2304))  # a gradient: a flat image would be a reject itself
     lines = ["emotion,pixels,Usage", f"3,{good},Training", f"9,{good},Training", f"2,{good[:-4]},Training",
              f"1,{good},Elsewhere", "4,1 2 3", f"0,{good},PublicTest"]
-    path = tmp_path / "fer2013.csv"
+    path = tmp_path / "my_fer.csv"
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "shards"
     make_shards("--source", "fer2013_csv", "--root", path, "--size", "48", "--out", out)
     manifest = read_manifest(out)
     rejects = {r["source"]: r["reason"] for s in manifest["splits"].values() for r in s["rejects"]}
-    assert rejects == {"fer2013.csv row 1": "emotion '9' is not a FER2013 code 0-6",
-                       "fer2013.csv row 2": "pixels has 2303 values, not 2304",
-                       "fer2013.csv row 3": "Usage 'Elsewhere' is not Training, PublicTest or PrivateTest",
-                       "fer2013.csv row 4": "2 fields, not 3"}
+    # The file's own name and the 1-based line a text editor shows (the header is line 1).
+    assert rejects == {"my_fer.csv line 3": "emotion '9' is not a FER2013 code 0-6",
+                       "my_fer.csv line 4": "pixels has 2303 values, not 2304",
+                       "my_fer.csv line 5": "Usage 'Elsewhere' is not Training, PublicTest or PrivateTest",
+                       "my_fer.csv line 6": "2 fields, not 3"}
     assert manifest["splits"]["train"]["count"] == 1 and manifest["splits"]["val"]["count"] == 1
+
+    # FER+ joined by row order: a vote that is no number names its line; a Usage that disagrees is its own reason.
+    plus = tmp_path / "plus.csv"
+    ok = ",".join(["10", "0", "0", "0", "0", "0", "0", "0", "0", "0"])
+    plus.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                    f"Training,fer0.png,x{ok[2:]}\nTraining,fer1.png,{ok}\nTraining,fer2.png,{ok}\n"
+                    f"Training,fer3.png,{ok}\nTraining,fer4.png,{ok}\nTraining,fer5.png,{ok}\n")
+    out = tmp_path / "plus_shards"
+    make_shards("--source", "fer2013_csv", "--root", path, "--ferplus", plus, "--size", "48", "--out", out)
+    rejects = {r["source"]: r["reason"] for s in read_manifest(out)["splits"].values() for r in s["rejects"]}
+    assert rejects["my_fer.csv line 2"] == "plus.csv line 2: vote 'x' is not a whole number"
+    assert rejects["my_fer.csv line 7"].startswith("FER+ Usage 'Training' differs from fer2013.csv Usage "
+                                                   "'PublicTest'")
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("pixels,emotion\n")
     proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "fer2013_csv", "--root", str(bad_header),
@@ -161,4 +178,5 @@ def test_judge_reference_row_through_evaluate(small_fer_tar, tmp_path):
     evaluate(EvalConfig(checkpoint="fer-mini-xception", shards=str(out), split="train", out=str(tmp_path / "eval"),
                         num_workers=0))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["num_samples"] == 210 and metrics["accuracy"] > 0.4  # balanced 7 classes: chance is 1/7
+    # 7 × 30 faces less the all-black one; balanced 7 classes: chance is 1/7
+    assert metrics["num_samples"] == 209 and metrics["accuracy"] > 0.4

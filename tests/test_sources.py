@@ -51,7 +51,9 @@ def test_awkward_files_are_converted_or_rejected_with_reasons(tmp_path):
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8))
     rgb.save(root / "happy" / "plain.png")
-    Image.new("RGBA", (30, 30), (255, 0, 0, 128)).save(root / "happy" / "alpha.png")
+    alpha = Image.new("RGBA", (30, 30), (255, 0, 0, 128))
+    alpha.paste((0, 0, 255, 255), (8, 8, 20, 20))  # an opaque square: a face crop of one flat colour is a reject
+    alpha.save(root / "happy" / "alpha.png")
     Image.fromarray((rng.integers(0, 65535, (30, 30))).astype(np.uint16)).save(root / "happy" / "deep16.png")
     rgb.convert("CMYK").save(root / "happy" / "cmyk.jpg")
     rgb.convert("P").save(root / "happy" / "palette.png")
@@ -96,10 +98,12 @@ def test_bad_synthetic_parameters_are_one_line_user_errors():
 def test_unknown_class_folders_need_a_map(tmp_path):
     root = tmp_path / "faces"
     (root / "grumpy").mkdir(parents=True)
-    Image.new("RGB", (8, 8)).save(root / "grumpy" / "a.png")
+    crop = Image.new("RGB", (20, 20))
+    crop.paste((200, 150, 120), (5, 5, 15, 15))  # not flat, not under the 16 px minimum: a crop like any other
+    crop.save(root / "grumpy" / "a.png")
     for split in ("x", "y", "z"):
         (root / "happy").mkdir(exist_ok=True)
-        Image.new("RGB", (8, 8)).save(root / "happy" / f"{split}.png")
+        crop.save(root / "happy" / f"{split}.png")
     proc = make("--root", str(root), "--out", str(tmp_path / "s"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "class folders ['grumpy'] are no expression names; map them with --class-map grumpy=" in proc.stderr

@@ -28,10 +28,15 @@ def template(size: int) -> np.ndarray:
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2x3 matrix of the rotation + uniform scale + translation that maps ``src`` points onto ``dst`` with the
-    least squared error (Umeyama, 1991; what ``cv2.estimateAffinePartial2D`` fits without RANSAC)."""
+    least squared error (Umeyama, 1991; what ``cv2.estimateAffinePartial2D`` fits without RANSAC). Raises
+    ``ValueError`` for landmarks that are not finite or coincide (no transform exists)."""
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if not np.isfinite(src).all():
+        raise ValueError("landmarks hold NaN or infinite values")
     mu_s, mu_d = src.mean(0), dst.mean(0)
     s, d = src - mu_s, dst - mu_d
+    if s.var(0).sum() < 1e-6:
+        raise ValueError(f"the {len(src)} landmarks coincide (all at {np.round(mu_s, 1).tolist()}): no face geometry")
     cov = d.T @ s / len(src)
     u, sig, vt = np.linalg.svd(cov)
     sign = np.eye(2)
@@ -83,7 +88,28 @@ class AlignedFace:
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
 DETECTORS = ("mtcnn", "yunet")
-YUNET_SIDE = 640
+# Detectors run on a copy whose long side is at most this (boxes and landmarks are mapped back; the crop is warped
+# from the full image). YuNet's anchors stop at a few hundred pixels; MTCNN's image pyramid at full size took 6 GB and
+# 94 s on a 10000x10000 photo, while faces of 20 px at 2048 are 100 px there.
+DETECT_SIDE = {"yunet": 640, "mtcnn": 2048}
+# MTCNN's first stage fails on images with a side under its 12 px window grown to its 20 px minimum face.
+MIN_DETECT_SIDE = 20
+
+
+class TooSmallForDetection(ValueError):
+    """An image smaller than any face the detector can find."""
+
+
+def detector_copy(image: Image.Image, detector: str) -> tuple[Image.Image, float]:
+    """(the image the detector sees, its scale): the long side bounded by ``DETECT_SIDE``."""
+    if min(image.size) < MIN_DETECT_SIDE:
+        raise TooSmallForDetection(f"image {image.width}x{image.height} is too small for detection (both sides "
+                                   f"must be at least {MIN_DETECT_SIDE} px)")
+    scale = min(1.0, DETECT_SIDE[detector] / max(image.size))
+    if scale == 1.0:
+        return image, 1.0
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.BILINEAR), scale
 
 
 class FaceAligner:
@@ -115,28 +141,28 @@ class FaceAligner:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: list[Image.Image]) -> list[list[Face]]:
-        """Faces of each image; images of equal size go through MTCNN as one batch (on the GPU when the aligner
-        was built with ``device="cuda"``)."""
-        rgb = [img.convert("RGB") for img in images]
+        """Faces of each image, in its own pixels; images of equal (bounded) size go through MTCNN as one batch (on
+        the GPU when the aligner was built with ``device="cuda"``). Raises :class:`TooSmallForDetection` for an
+        image with a side under ``MIN_DETECT_SIDE``."""
+        copies = [detector_copy(img.convert("RGB"), self.detector) for img in images]
         if self.detector == "yunet":
-            return [self._yunet(img) for img in rgb]
-        result: list[list[Face]] = [[] for _ in rgb]
+            return [self._yunet(img, scale) for img, scale in copies]
+        result: list[list[Face]] = [[] for _ in copies]
         by_size: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(rgb):
+        for i, (img, _) in enumerate(copies):
             by_size.setdefault(img.size, []).append(i)
         for indices in by_size.values():
-            boxes, probs, points = self.mtcnn.detect([rgb[i] for i in indices], landmarks=True)
+            boxes, probs, points = self.mtcnn.detect([copies[i][0] for i in indices], landmarks=True)
             for i, b, p, pt in zip(indices, boxes, probs, points):
+                if b is not None:
+                    scale = copies[i][1]
+                    b, pt = np.asarray(b, np.float64) / scale, np.asarray(pt, np.float64) / scale
                 result[i] = self._keep(b, p, pt)
         return result
 
-    def _yunet(self, image: Image.Image) -> list[Face]:
+    def _yunet(self, image: Image.Image, scale: float) -> list[Face]:
         """YuNet rows: x, y, w, h, five (x, y) landmarks (image-left eye first, as the template), score."""
-        # YuNet's anchors stop at a few hundred pixels: large photos are detected at a long side of 640.
-        scale = min(1.0, YUNET_SIDE / max(image.size))
-        small = image if scale == 1.0 else image.resize((round(image.width * scale), round(image.height * scale)),
-                                                        Image.BILINEAR)
-        bgr = np.ascontiguousarray(np.asarray(small)[:, :, ::-1])
+        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
         self.yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = self.yunet.detect(bgr)
         if rows is None:

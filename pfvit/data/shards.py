@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import multiprocessing as mp
 import os
 import random
@@ -76,6 +77,29 @@ def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
+def _non_finite_key(value: Any, key: str = "json") -> str | None:
+    """The dotted key of the first NaN or infinite number in a JSON-like value, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        found = _non_finite_key(v, f"{key}.{k}" if isinstance(value, dict) else f"{key}[{k}]")
+        if found:
+            return found
+    return None
+
+
+def sample_problem(sample: dict) -> str | None:
+    """Why a made sample must not enter a shard, whatever its source: a face that is one flat colour (landmarks
+    that coincide, a box outside the image: the warp or crop saw no pixels) or a non-finite number in its json."""
+    with Image.open(io.BytesIO(sample["jpg"])) as img:
+        lo, hi = zip(*img.convert("RGB").getextrema())
+    if max(h - lo_ for lo_, h in zip(lo, hi)) < 3:
+        return "the aligned face is one flat colour (degenerate landmarks or box); fix or drop the input"
+    bad = _non_finite_key(sample.get("json", {}))
+    return f"{bad} is not a finite number" if bad else None
+
+
 def shard_count(num_items: int, maxcount: int) -> int:
     return max(1, -(-num_items // maxcount))
 
@@ -93,10 +117,22 @@ def _sidecar(out: Path, split: str, index: int) -> Path:
 
 
 def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> None:
-    import webdataset as wds
-
     name = SHARD_PATTERN.format(split=spec.split, index=index)
     final, tmp = out / name, out / f".{name}.tmp-{os.getpid()}"
+    try:
+        written, counts, unlabeled, rejects = _write_tar(tmp, spec, index, maxcount)
+        os.replace(tmp, final)
+    finally:  # a full disk, a kill or an error must not leave the partial tar behind (a full disk stays full)
+        tmp.unlink(missing_ok=True)
+    done = {"shard": name, "count": written, "per_class": dict(zip(CANONICAL, counts)), "unlabeled": unlabeled,
+            "rejects": rejects, "sha256": _sha256(final), "bytes": final.stat().st_size}
+    _atomic_write_json(_sidecar(out, spec.split, index), done)
+
+
+def _write_tar(tmp: Path, spec: ShardSpec, index: int, maxcount: int) -> tuple[int, list[int], int, list[dict]]:
+    """Make shard ``index`` of ``spec`` into ``tmp``: (samples written, per-class counts, unlabeled, rejects)."""
+    import webdataset as wds
+
     counts = [0] * len(CANONICAL)
     unlabeled, rejects, written, keys = 0, [], 0, set()
     with open(tmp, "wb") as fh:
@@ -108,9 +144,13 @@ def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> N
                 continue
             if "." in sample["__key__"]:
                 raise ValueError(f"sample key {sample['__key__']!r} contains a dot; webdataset would split it")
+            source = sample.get("json", {}).get("source", "")
             if sample["__key__"] in keys:  # readers would merge the two samples into one
-                rejects.append(vars(Reject(sample["__key__"], sample["json"].get("source", ""),
-                                           "duplicate sample key in this shard")))
+                rejects.append(vars(Reject(sample["__key__"], source, "duplicate sample key in this shard")))
+                continue
+            problem = sample_problem(sample)
+            if problem:
+                rejects.append(vars(Reject(sample["__key__"], source, problem)))
                 continue
             keys.add(sample["__key__"])
             writer.write(sample)
@@ -121,13 +161,7 @@ def _write_one_shard(out: Path, spec: ShardSpec, index: int, maxcount: int) -> N
             else:
                 unlabeled += 1
         writer.close()
-    os.replace(tmp, final)
-    done = {"shard": name, "count": written, "per_class": dict(zip(CANONICAL, counts)), "unlabeled": unlabeled,
-            "rejects": rejects, "sha256": _sha256(final)}
-    side = _sidecar(out, spec.split, index)
-    side_tmp = side.with_name(f".{side.name}.tmp-{os.getpid()}")
-    side_tmp.write_text(json.dumps(done, indent=1, sort_keys=True))
-    os.replace(side_tmp, side)
+    return written, counts, unlabeled, rejects
 
 
 def _worker(args):
@@ -206,7 +240,8 @@ def finalize(out: Path, specs: Sequence[ShardSpec], maxcount: int, command: Sequ
             "count": sum(s["count"] for s in shards), "inputs": len(spec.items), "per_class": per_class,
             "unlabeled": sum(s["unlabeled"] for s in shards), "rejected": len(rejects),
             "reject_reasons": reasons, "rejects": rejects, **spec.extra,
-            "shards": [{"name": s["shard"], "count": s["count"], "sha256": s["sha256"]} for s in shards],
+            "shards": [{"name": s["shard"], "count": s["count"], "sha256": s["sha256"],
+                        **({"bytes": s["bytes"]} if "bytes" in s else {})} for s in shards],
         }
         index = {"__kind__": "wids-shard-index-v1", "wids_version": 1, "name": spec.split,
                  "shardlist": [{"url": s["shard"], "nsamples": s["count"]} for s in shards if s["count"] > 0]}
@@ -217,8 +252,11 @@ def finalize(out: Path, specs: Sequence[ShardSpec], maxcount: int, command: Sequ
 
 def _atomic_write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,12 +288,17 @@ def split_index(shard_dir: str | Path, split: str) -> tuple[list[str], list[int]
     import tarfile
 
     keys, labels = [], []
+    check_shard_files(shard_dir, split)
     for url in split_urls(shard_dir, split):
-        with tarfile.open(url) as tar:
-            for member in tar:
-                if member.name.endswith(".cls"):
-                    keys.append(member.name[:-len(".cls")])
-                    labels.append(int(tar.extractfile(member).read()))
+        try:
+            with tarfile.open(url) as tar:
+                for member in tar:
+                    if member.name.endswith(".cls"):
+                        keys.append(member.name[:-len(".cls")])
+                        labels.append(int(tar.extractfile(member).read()))
+        except (tarfile.TarError, ValueError, OSError) as err:
+            raise UserError(f"{url} cannot be read ({type(err).__name__}: {err}); re-create it with make_shards.py "
+                            "(make_shards.py --verify DIR lists the damaged shards)") from None
     return keys, labels
 
 
@@ -292,6 +335,22 @@ def verify(shard_dir: str | Path) -> list[str]:
             if not path.is_file() or _sha256(path) != shard["sha256"]:
                 bad.append(shard["name"])
     return bad
+
+
+def check_shard_files(shard_dir: str | Path, split: str, rehash: bool = False) -> None:
+    """Before a split is read: every shard exists with the size its manifest records (a stat each), and with
+    ``rehash`` the same sha256. A damaged shard is one error naming it, instead of a reader's crash mid-run."""
+    for shard in read_manifest(shard_dir)["splits"][split]["shards"]:
+        path = Path(shard_dir) / shard["name"]
+        fix = f"re-create it (delete it and {path.name[:-4]}.done.json, rerun make_shards.py)"
+        if not path.is_file():
+            raise UserError(f"{path} is missing; {fix}")
+        size = path.stat().st_size
+        if "bytes" in shard and size != shard["bytes"]:
+            raise UserError(f"{path} is {size} bytes but its manifest records {shard['bytes']}: it was truncated or "
+                            f"changed after it was written; {fix}")
+        if rehash and _sha256(path) != shard["sha256"]:
+            raise UserError(f"{path} differs from its manifest's sha256: it changed after it was written; {fix}")
 
 
 def decode_image(data: bytes, key: str = "") -> Image.Image:
@@ -337,8 +396,10 @@ class IndexedShards:
 
         index = Path(shard_dir) / f"{split}.wids.json"
         split_urls(shard_dir, split)  # clear errors for a missing manifest or split
+        check_shard_files(shard_dir, split)
         entry = read_manifest(shard_dir)["splits"][split]
         self.shard_sizes = [s["count"] for s in entry["shards"] if s["count"] > 0]
+        self.shard_paths = [str(Path(shard_dir) / s["name"]) for s in entry["shards"] if s["count"] > 0]
         # No string transformations (deprecated in wids): fields come back as bytes and are decoded here. wids
         # announces every dataset it opens on stderr; that line is noise in training logs.
         with contextlib.redirect_stderr(io.StringIO()):
@@ -350,14 +411,28 @@ class IndexedShards:
     def __len__(self) -> int:
         return len(self._ds)
 
+    def shard_of(self, i: int) -> str:
+        import bisect
+
+        import numpy as np
+
+        return self.shard_paths[bisect.bisect_right(np.cumsum(self.shard_sizes).tolist(), i)]
+
     def sample(self, i: int) -> dict:
-        raw = self._ds[i]
-        key = raw["__key__"]
-        sample = {"__key__": key, "cls": int(raw[".cls"].getvalue()), "json": json.loads(raw[".json"].getvalue())}
-        for name, value in raw.items():
-            if name.endswith("jpg"):
-                sample[name.lstrip(".")] = decode_image(value.getvalue(), key)
-        return sample
+        """Sample ``i``, decoded; a sample that cannot be read is a :class:`UserError` naming its shard."""
+        try:
+            raw = self._ds[i]
+            key = raw["__key__"]
+            sample = {"__key__": key, "cls": int(raw[".cls"].getvalue()),
+                      "json": json.loads(raw[".json"].getvalue())}
+            for name, value in raw.items():
+                if name.endswith("jpg"):
+                    sample[name.lstrip(".")] = decode_image(value.getvalue(), key)
+            return sample
+        except Exception as err:  # wids, tarfile, json and PIL each raise their own types for damaged bytes
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            raise UserError(f"sample {i} of {self.shard_of(i)} cannot be read ({reason}); re-create that shard "
+                            "(make_shards.py --verify DIR lists the damaged ones)") from None
 
 
 class EvalDataset(IndexedShards):
@@ -430,32 +505,60 @@ class SeededTrainDataset(IndexedShards):
     """Training samples whose random augmentation is seeded by ``(seed, epoch, index)``: the same batch gets the
     same pixels in any process, worker or resumed run, and the caller's RNG is left untouched."""
 
-    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any], seed: int):
+    def __init__(self, shard_dir: str | Path, split: str, transform: Callable[[dict], Any], seed: int,
+                 max_bad: int = 10):
         super().__init__(shard_dir, split)
-        self.transform, self.seed = transform, seed
+        self.transform, self.seed, self.max_bad = transform, seed, max_bad
+        self.bad = mp.get_context("fork").Value("i", 0)  # shared with the loader's (forked) workers
 
     def __getitem__(self, epoch_index: tuple[int, int]):
+        """The transformed sample, or ``None`` for one that cannot be read (skipped and counted; past ``max_bad``
+        the run stops with the shard's name)."""
         import torch
 
         epoch, i = epoch_index
+        try:
+            sample = self.sample(i)
+        except UserError as err:
+            with self.bad.get_lock():
+                self.bad.value += 1
+                count = self.bad.value
+            if count > self.max_bad:
+                raise UserError(f"{count} training samples could not be read, more than data.max_bad_samples="
+                                f"{self.max_bad}; the last: {err}") from None
+            log_line(f"warning: skipped a training sample ({count} of at most {self.max_bad}): {err}")
+            return None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
-            return self.transform(self.sample(i))
+            return self.transform(sample)
+
+
+class SkipUnreadable:
+    """A collate function that leaves out the ``None`` of samples that could not be read."""
+
+    def __init__(self, collate: Callable | None = None):
+        self.collate = collate
+
+    def __call__(self, batch: list):
+        from torch.utils.data import default_collate
+
+        return (self.collate or default_collate)([b for b in batch if b is not None])
 
 
 def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[[dict], Any], batch_size: int, *,
                          seed: int, rank: int = 0, world: int = 1, start_batch: int = 0, num_workers: int = 0,
                          collate: Callable | None = None, keep: Sequence[bool] | None = None,
-                         weights: Sequence[float] | None = None):
-    """An endless, exactly resumable training loader (see :class:`EpochBatchSampler`); returns (loader, sampler)."""
+                         weights: Sequence[float] | None = None, max_bad: int = 10):
+    """An endless, exactly resumable training loader (see :class:`EpochBatchSampler`); returns (loader, sampler).
+    Up to ``max_bad`` samples that cannot be read are skipped (counted, each with a warning line)."""
     import torch
     from torch.utils.data import DataLoader
 
-    dataset = SeededTrainDataset(shard_dir, split, transform, seed)
+    dataset = SeededTrainDataset(shard_dir, split, transform, seed, max_bad)
     sampler = EpochBatchSampler(dataset.shard_sizes, batch_size, seed=seed, rank=rank, world=world,
                                 start_batch=start_batch, keep=keep, weights=weights)
     # A private generator: creating the loader must not draw from the global RNG (it would shift masking noise).
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate,
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=SkipUnreadable(collate),
                         persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 

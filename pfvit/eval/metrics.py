@@ -11,19 +11,26 @@ from torchmetrics.functional.classification import (multiclass_accuracy, multicl
 
 
 def classification_metrics(target: torch.Tensor, pred: torch.Tensor, class_names: Sequence[str]) -> dict:
-    """Accuracy, mean per-class accuracy (= macro recall), macro-F1, per-class precision / recall, the confusion
-    matrix (rows = true class) and the sample count."""
+    """Accuracy, mean per-class accuracy (= macro recall) over the classes present in ``target``, macro-F1 over
+    the classes present in ``target`` or ``pred`` (scikit-learn's labels), per-class precision / recall / F1, the
+    confusion matrix (rows = true class), the sample count and the classes with no sample (``absent_classes``):
+    an 8-class model on CK+ (no neutral) is not scored on the neutral class it cannot be tested on."""
     k = len(class_names)
     target, pred = target.long().cpu(), pred.long().cpu()
     per_p = multiclass_precision(pred, target, k, average=None, zero_division=0)
     per_r = multiclass_recall(pred, target, k, average=None, zero_division=0)
+    per_f1 = multiclass_f1_score(pred, target, k, average=None, zero_division=0)
+    support = torch.bincount(target, minlength=k)[:k]
+    present = support > 0
+    scored = present | (torch.bincount(pred, minlength=k)[:k] > 0)
     return {
         "num_samples": int(target.numel()),
         "accuracy": multiclass_accuracy(pred, target, k, average="micro").item(),
-        "mean_class_accuracy": multiclass_accuracy(pred, target, k, average="macro").item(),
-        "macro_f1": multiclass_f1_score(pred, target, k, average="macro", zero_division=0).item(),
-        "per_class": {name: {"precision": per_p[i].item(), "recall": per_r[i].item(),
-                             "support": int((target == i).sum())} for i, name in enumerate(class_names)},
+        "mean_class_accuracy": per_r[present].mean().item() if present.any() else 0.0,
+        "macro_f1": per_f1[scored].mean().item() if scored.any() else 0.0,
+        "absent_classes": [name for i, name in enumerate(class_names) if not present[i]],
+        "per_class": {name: {"precision": per_p[i].item(), "recall": per_r[i].item(), "f1": per_f1[i].item(),
+                             "support": int(support[i])} for i, name in enumerate(class_names)},
         "confusion_matrix": multiclass_confusion_matrix(pred, target, k).tolist(),
         "class_names": list(class_names),
     }

@@ -62,10 +62,10 @@ def folder_faces(folder: str | Path, aligner: FaceAligner, skipped: list) -> Ite
             continue
         try:
             image = load_rgb(str(path))
-        except (ValueError, OSError) as err:
+            faces = aligner(image)
+        except (ValueError, OSError) as err:  # unreadable, or too small for detection
             skipped.append({"source": str(path), "error": str(err)})
             continue
-        faces = aligner(image)
         if not faces:
             skipped.append({"source": str(path), "error": "no face found"})
         for j, face in enumerate(faces):
@@ -80,10 +80,10 @@ def query_faces(paths: Sequence[Path], aligner: FaceAligner | None, skipped: lis
     for path in paths:
         try:
             image = load_rgb(str(path))
-        except (ValueError, OSError) as err:
+            found = [image] if aligner is None else [f.image for f in aligner(image)]
+        except (ValueError, OSError) as err:  # unreadable, or too small for detection
             skipped.append({"source": str(path), "error": str(err)})
             continue
-        found = [image] if aligner is None else [f.image for f in aligner(image)]
         if not found:
             skipped.append({"source": str(path), "error": "no face found"})
         faces += found

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError, os_error_line
 from ..models.registry import build_model
 
 WEIGHTS = "model.safetensors"
@@ -79,7 +79,21 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, name: str, confi
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+        _write_checkpoint(tmp, model, name=name, config=config, label_names=label_names, step=step,
+                          data_manifest=data_manifest, extra=extra)
+        _replace_dir(tmp, final)
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"cannot write the checkpoint {final}: "
+                        f"{os_error_line(err) if isinstance(err, OSError) else err}") from None
+    finally:  # nothing half-written stays behind, whatever stopped the write
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint(tmp: Path, model: nn.Module, *, name: str, config: dict, label_names, step, data_manifest,
+                      extra) -> None:
     # Clone so that tied or strided tensors serialise; safetensors refuses shared storage.
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     save_file(state, tmp / WEIGHTS, metadata={"format": FORMAT, "model": name})
@@ -98,8 +112,6 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, name: str, confi
     }
     (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
     _fsync_dir_files(tmp)
-    _replace_dir(tmp, final)
-    return final
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -119,13 +131,20 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint folder; a damaged or truncated file is one error naming it."""
+    path = Path(directory) / WEIGHTS
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: cannot read weights ({err}); the file is damaged or incomplete, so "
+                              "re-create it or point to another checkpoint") from None
+
+
 def load_weights_into(model: nn.Module, directory: str | Path, *, what: str) -> None:
     """Strictly load a checkpoint's tensors into ``model``; any mismatch is one error naming the keys."""
     path = Path(directory) / WEIGHTS
-    try:
-        state = load_file(path)
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path}: cannot read weights ({err}); the file is damaged or incomplete") from None
+    state = read_weights(directory)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -183,11 +202,18 @@ def latest_state(out: str | Path) -> Path | None:
     return states[-1][1] if states else None
 
 
-def save_training_state(accelerator, out: str | Path, step: int, keep: int = 2) -> Path:
+OBJECTS = "objects.json"
+
+
+def save_training_state(accelerator, out: str | Path, step: int, keep: int = 2,
+                        objects: dict[str, Any] | None = None) -> Path:
     """``accelerator.save_state`` into ``OUT/state/step_NNNNNNN`` (atomic), keeping the newest ``keep`` folders.
+    ``objects`` (counters, lr schedulers: anything with ``state_dict``) go into ``objects.json``.
 
     Explicit step folders avoid accelerate's automatic naming, whose iteration counter is not restored by
-    ``load_state`` (huggingface/accelerate#1601): the next save would collide with ``checkpoint_0``.
+    ``load_state`` (huggingface/accelerate#1601): the next save would collide with ``checkpoint_0``. Nothing is
+    registered with ``register_for_checkpointing``: accelerate reads such objects back from pickles with
+    ``weights_only=False``, so a crafted file in a run folder would run code on resume; JSON cannot.
     """
     final = state_dir(out, step)
     tmp = final.with_name(final.name + ".tmp")
@@ -196,11 +222,64 @@ def save_training_state(accelerator, out: str | Path, step: int, keep: int = 2) 
             shutil.rmtree(tmp)
         tmp.parent.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _replace_dir(tmp, final)
-        for _, old in list_states(out)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old)
+    try:
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            (tmp / OBJECTS).write_text(json.dumps({k: v.state_dict() for k, v in (objects or {}).items()}))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _replace_dir(tmp, final)
+            for _, old in list_states(out)[:-keep] if keep > 0 else []:
+                shutil.rmtree(old)
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"cannot write the training state {final}: "
+                        f"{os_error_line(err) if isinstance(err, OSError) else err}") from None
+    finally:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def check_training_state(path: Path, process_index: int = 0) -> None:
+    """Read every file of a state folder the safe way before resuming from it: safetensors, tensors-only torch
+    files (``weights_only=True``) and JSON. A damaged or crafted file is one error naming it and the older state
+    to fall back on."""
+    from accelerate.utils import load as safe_torch_load
+    from safetensors import safe_open
+
+    older = [p for _, p in list_states(path.parent.parent) if p != path]
+
+    def fail(file: Path, why: str):
+        fallback = (f"delete {path} to resume from {older[-1]}" if older else f"delete {path} to start over")
+        raise CheckpointError(f"{file} cannot be resumed from ({why}); {fallback}, or set run.resume=false")
+
+    if not (path / OBJECTS).is_file():
+        fail(path / OBJECTS, "it is missing: the state was made by an older pfvit, which pickled its counters")
+    for file in sorted(path.iterdir()):
+        if file.name.startswith("custom_checkpoint_"):
+            fail(file, "pfvit writes no pickled objects, so another program put it there")
+        try:
+            if file.suffix == ".safetensors":
+                with safe_open(str(file), "pt") as fh:
+                    for key in fh.keys():
+                        fh.get_slice(key)
+            elif file.name == OBJECTS:
+                json.loads(file.read_text())
+            elif file.suffix in (".bin", ".pkl"):
+                if file.name.startswith("random_states_") and file.stem != f"random_states_{process_index}":
+                    continue
+                safe_torch_load(file, map_location="cpu")
+        except Exception as err:  # noqa: BLE001 -- any failure to read it safely is the same answer
+            fail(file, f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else 'unreadable'}")
+
+
+def load_training_state(accelerator, path: Path, objects: dict[str, Any] | None = None) -> None:
+    """Resume from a folder written by :func:`save_training_state`, after :func:`check_training_state`."""
+    check_training_state(path, accelerator.process_index)
+    accelerator.load_state(str(path))
+    saved = json.loads((path / OBJECTS).read_text())
+    for name, obj in (objects or {}).items():
+        if name not in saved:
+            raise CheckpointError(f"{path / OBJECTS} has no {name!r}; it was saved by another stage")
+        obj.load_state_dict(saved[name])

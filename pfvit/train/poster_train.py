@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
 from ..models.convert import encoder_state, load_into, read_pretrained
@@ -40,49 +41,49 @@ PFVIT_MODELS = ("pfvit", "pfvit_classifier")
 class PosterModelConfig:
     variant: Literal["poster", "poster++", "poster-var"] = "poster++"
     backbone: Literal["face", "encoder"] = "face"
-    num_classes: int = 7
-    img_size: int = 224
+    num_classes: Literal[7, 8] = 7
+    img_size: PositiveInt = 224
     # face backbone: the released pretrained files (no download); null → random init, warned.
     ir50: Optional[str] = None
     mobilefacenet: Optional[str] = None
     # encoder backbone: a pfvit MAE / ViT / PF-ViT checkpoint (its arch and patch size must match these).
     init: Optional[str] = None
     arch: str = "vit_tiny"
-    patch_size: int = 16
+    patch_size: PositiveInt = 16
     separator: Optional[bool] = None  # null: PF-ViT's S is used when model.init is a PF-ViT checkpoint
     # fusion width / depth: null → the paper's (POSTER 512 / 8, POSTER++ 768 / 2)
-    fusion_dim: Optional[int] = None
-    fusion_depth: Optional[int] = None
-    lora_r: int = 0  # > 0: LoRA adapters on the fusion transformer, everything else frozen but SE + head
-    lora_alpha: float = 128.0
-    lora_dropout: float = 0.1
+    fusion_dim: Optional[PositiveInt] = None
+    fusion_depth: Optional[PositiveInt] = None
+    lora_r: NonNegativeInt = 0  # > 0: LoRA adapters on the fusion transformer, everything else frozen but SE + head
+    lora_alpha: PositiveFloat = 128.0
+    lora_dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
 
 
 @dataclass
 class PosterOptimConfig:
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 3.5e-5
-    weight_decay: float = 1e-4
-    sam_rho: Optional[float] = 0.05  # null: plain optimizer steps
-    gamma: float = 0.98  # ExponentialLR, stepped per epoch
-    epochs: int = 200
-    max_steps: Optional[int] = None
-    clip_grad: Optional[float] = None
+    lr: PositiveFloat = 3.5e-5
+    weight_decay: NonNegativeFloat = 1e-4
+    sam_rho: Optional[PositiveFloat] = 0.05  # null: plain optimizer steps
+    gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.98  # ExponentialLR, stepped per epoch
+    epochs: PositiveInt = 200
+    max_steps: Optional[PositiveInt] = None
+    clip_grad: Optional[PositiveFloat] = None
 
 
 @dataclass
 class PosterLossConfig:
     kind: Literal["ce", "lsce", "poster", "cb_focal"] = "ce"
-    smoothing: float = 0.2  # lsce and poster
-    cb_beta: float = 0.9999
-    focal_gamma: float = 2.0
-    kl_weight: float = 0.01  # POSTER-Var: λ of CE + λ·KL(N(μ, σ²) ‖ N(0, I))
+    smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.2  # lsce and poster
+    cb_beta: Annotated[float, Range(0, 1, hi_open=True)] = 0.9999
+    focal_gamma: NonNegativeFloat = 2.0
+    kl_weight: NonNegativeFloat = 0.01  # POSTER-Var: λ of CE + λ·KL(N(μ, σ²) ‖ N(0, I))
 
 
 @dataclass
 class PosterAugConfig(FTAugConfig):
-    lighting: float = 0.0  # PCA lighting alphastd (POSTER-cv: 0.1); 0 disables
-    reprob: float = 0.25
+    lighting: NonNegativeFloat = 0.0  # PCA lighting alphastd (POSTER-cv: 0.1); 0 disables
+    reprob: Probability = 0.25
 
 
 @dataclass

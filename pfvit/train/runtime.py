@@ -21,7 +21,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
-from ..config import changed_keys, read_yaml, save_config, to_dict
+from ..config import NonNegativeInt, PositiveInt, changed_keys, read_yaml, save_config, to_dict
 from ..errors import UserError
 from .checkpoint import latest_state
 
@@ -33,13 +33,13 @@ class RunConfig:
     """Keys under ``run:`` in every training stage's config."""
 
     out: str = "runs/default"
-    seed: int = 0
+    seed: NonNegativeInt = 0
     # Used only when no launcher set a precision (plain `python pipelines/...`); the launcher's flag always wins.
     mixed_precision: Optional[Literal["no", "fp16", "bf16"]] = None
-    grad_accum_steps: int = 1
-    log_every: int = 10
-    save_every: int = 200
-    keep_states: int = 2
+    grad_accum_steps: PositiveInt = 1
+    log_every: PositiveInt = 10
+    save_every: PositiveInt = 200
+    keep_states: PositiveInt = 2
     resume: bool = True
     wandb: bool = False
     wandb_project: str = "pfvit"
@@ -66,9 +66,12 @@ def cpu_multiprocess_fix() -> bool:
 
 # What a resumed run may change: where and how it logs and saves, its precision (the launcher's), how long it trains,
 # how its data is read. Not run.seed or run.grad_accum_steps: they set the data order and the effective batch.
+# The learning rates and clipping may change too, so that a diverged run resumes from an earlier state with a lower
+# rate (the non-finite-loss error says how).
 RESUMABLE_KEYS = frozenset({"run.out", "run.log_every", "run.save_every", "run.keep_states", "run.resume",
                             "run.wandb", "run.wandb_project", "run.mixed_precision", "optim.epochs",
-                            "optim.max_steps", "data.num_workers", "vis_every"})
+                            "optim.max_steps", "data.num_workers", "vis_every", "optim.lr", "optim.blr",
+                            "optim.g_lr", "optim.d_lr", "optim.clip_grad"})
 
 
 def check_resumable(saved: dict, config: dict, out: Path) -> None:
@@ -86,6 +89,7 @@ class Progress:
 
     def __init__(self):
         self.step, self.epoch, self.samples, self.best = 0, 0, 0, -1.0
+        self.loss = float("nan")  # the training loss of the last logged window (saved with every state)
 
     def state_dict(self) -> dict:
         return dict(vars(self))
@@ -162,6 +166,16 @@ class Run:
         if self.is_main:
             print(f"warning: {message}", flush=True)
 
+    def resumed(self, state: Path, step: int, epoch: int | None = None) -> None:
+        """Announce a resume, and drop the ``metrics.jsonl`` records of steps after ``step``: the resumed run logs
+        them again (otherwise they would be listed twice)."""
+        self.info(f"resumed from {state} at step {step}" + (f", epoch {epoch}" if epoch is not None else ""))
+        if self.is_main and self._metrics_path.is_file():
+            kept = [r for r in read_metrics(self._metrics_path) if r.get("step", 0) <= step]
+            tmp = self._metrics_path.with_name(f".{self._metrics_path.name}.tmp-{os.getpid()}")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(tmp, self._metrics_path)
+
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Append one JSON line to ``metrics.jsonl`` and send the numbers to the trackers (main process only)."""
         if not self.is_main:
@@ -183,13 +197,15 @@ class Run:
         return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
 
     def check_finite(self, loss: torch.Tensor, step: int, keys, hint: str) -> None:
-        """Stop every process with one clear message when any process's loss is NaN or infinite."""
+        """Stop every process with one clear message when any process's loss is NaN or infinite, naming the state
+        to resume from: the newest one saved before the loss rose."""
         bad = self.accelerator.reduce((~torch.isfinite(loss.detach())).float().reshape(1), "sum")
         if bad.item() > 0:
-            from .checkpoint import latest_state
-
-            raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); last good state: "
-                            f"{latest_state(self.out) or 'none'}; {hint}")
+            state = state_before_divergence(self.out)
+            where = (f"resume from {state}, saved before the loss rose: delete the newer state folders next to it "
+                     "and rerun with a lower learning rate (a resumed run may change optim.lr and optim.clip_grad)"
+                     if state is not None else "no state was saved before it; start over with a lower learning rate")
+            raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); {where}; {hint}")
 
     def train_step(self, model, optimizer, compute_loss, *, lr: float | None, clip_grad: float | None, step: int,
                    keys=(), hint: str = "lower the learning rate or set optim.clip_grad",
@@ -224,6 +240,10 @@ class Run:
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         with torch.no_grad():
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            if not torch.isfinite(norm):
+                # An fp16 gradient scaler's overflow step: w + ρ·g/‖g‖ would be NaN, and w − that again NaN. Keep
+                # the first gradient; the scaler skips this step.
+                return
             shifts = [p.grad * (rho / (norm + 1e-12)) for p in params]
             for p, e in zip(params, shifts):
                 p.add_(e)
@@ -243,7 +263,8 @@ class Run:
         sums = self.accelerator.gather(checksum.to(self.device)).tolist()
         result = {"stage": self.stage, "step": step, "processes": self.accelerator.num_processes,
                   "steps_per_process": steps, "weight_checksums": sums,
-                  "mixed_precision": self.accelerator.mixed_precision, **(extra or {})}
+                  "mixed_precision": self.accelerator.mixed_precision,
+                  "wall_s": round(time.time() - self._t0, 1), **(extra or {})}
         if self.is_main:
             (self.out / "result.json").write_text(json.dumps(result, indent=2))
         if len(set(steps)) > 1 or max(sums) - min(sums) > 1e-6 * max(1.0, abs(max(sums))):
@@ -253,6 +274,24 @@ class Run:
     def finish(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+
+def state_before_divergence(out: Path) -> Path | None:
+    """The newest kept state whose recorded training loss is within 1.5× of the lowest kept one: a state saved
+    while the loss was already climbing holds weights that diverge again."""
+    from .checkpoint import OBJECTS, list_states
+
+    losses = []
+    for _, path in list_states(out):
+        try:
+            losses.append((float(json.loads((path / OBJECTS).read_text())["progress"]["loss"]), path))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    finite = [(loss, path) for loss, path in losses if math.isfinite(loss)]
+    if not finite:
+        return losses[0][1] if losses else None
+    lowest = min(loss for loss, _ in finite)
+    return [path for loss, path in finite if loss <= 1.5 * lowest][-1]
 
 
 def read_metrics(path: str | Path) -> list[dict]:

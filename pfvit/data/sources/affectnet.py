@@ -99,12 +99,24 @@ class AffectNetMaker:
                 "original_label": item.expression, "valence": item.valence, "arousal": item.arousal,
                 "original_size": list(img.size), "size": self.size}
         if item.landmarks is not None:
-            img, five = align_to_template(img, five_from_68(item.landmarks), self.size)
+            points = five_from_68(item.landmarks)
+            outside = ~((points >= 0) & (points < np.array(img.size))).all(1)
+            if np.isfinite(points).all() and outside.all():
+                return Reject(item.key, item.source, f"every landmark lies outside the {img.width}x{img.height} "
+                                                     "image; fix or drop the row")
+            try:
+                img, five = align_to_template(img, points, self.size)
+            except ValueError as err:
+                return Reject(item.key, item.source, f"{err}; fix or drop the row")
             meta.update(aligned="5 points from the data set's 68 landmarks",
                         landmarks=[[round(float(v), 2) for v in p] for p in five])
         elif item.box is not None:
             x, y, w, h = item.box
-            img = img.crop((x, y, x + w, y + h)).resize((self.size, self.size), Image.BICUBIC)
+            if x >= img.width or y >= img.height:
+                return Reject(item.key, item.source, f"face box {list(item.box)} lies outside the "
+                                                     f"{img.width}x{img.height} image; fix or drop the row")
+            img = img.crop((x, y, min(x + w, img.width), min(y + h, img.height)))
+            img = img.resize((self.size, self.size), Image.BICUBIC)
             meta["aligned"] = "face box crop (no usable landmarks)"
         else:
             img = img.resize((self.size, self.size), Image.BICUBIC)

@@ -24,7 +24,7 @@ from PIL import Image
 from ...errors import UserError
 from ...labels import CANONICAL, NAME_ALIASES, to_canonical
 from ..shards import Reject, ShardSpec, encode_jpeg, mixed_order
-from .folder import load_rgb
+from .folder import crop_too_small, load_rgb
 
 USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 # FER+ vote columns → canonical class index (unknown and NF are kept apart).
@@ -70,13 +70,21 @@ def ferplus_label(votes: list[int], mode: str) -> tuple[int, list[float]]:
 
 
 @dataclass(frozen=True)
+class FerPlusRow:
+    usage: str
+    name: str
+    votes: tuple[int, ...] | None   # the ten counts; None when the row does not parse (see ``error``)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class CsvRow:
-    row: int               # 0-based data row of fer2013.csv
+    row: int               # 0-based data row of fer2013.csv (the key)
+    source: str            # file name and 1-based line number, e.g. 'fer2013.csv line 2'
     emotion: str
     pixels: str
     usage: str
-    votes: tuple[int, ...] | None = None   # the ten FER+ counts, when joined
-    ferplus_name: str | None = None
+    ferplus: FerPlusRow | None = None   # the FER+ row joined by row order
     error: str | None = None
 
 
@@ -87,7 +95,7 @@ class CsvRowMaker:
     ferplus_mode: str | None = None
 
     def __call__(self, item: CsvRow) -> dict | Reject:
-        key, source = f"fer2013_{item.row:05d}", f"fer2013.csv row {item.row}"
+        key, source = f"fer2013_{item.row:05d}", item.source
         if item.error:
             return Reject(key, source, item.error)
         try:
@@ -107,17 +115,23 @@ class CsvRowMaker:
         meta = {"dataset": "fer2013", "source": source, "original_label": original, "usage": item.usage,
                 "aligned": "pre-aligned (48x48 grey, resized)", "size": self.size}
         if self.ferplus_mode is not None:
-            if item.votes is None:
+            plus = item.ferplus
+            if plus is None:
                 return Reject(key, source, "no FER+ row joined")
-            if not item.ferplus_name:
+            if plus.error:
+                return Reject(key, source, plus.error)
+            if plus.usage != item.usage:
+                return Reject(key, source, f"FER+ Usage {plus.usage!r} differs from fer2013.csv Usage {item.usage!r}: "
+                                           "the two files are not row-aligned here")
+            if not plus.name:
                 return Reject(key, source, "FER+ marks this image as not a face (empty image name)")
-            label, dist = ferplus_label(list(item.votes), self.ferplus_mode)
-            meta.update(dataset="ferplus", ferplus_name=item.ferplus_name, ferplus_mode=self.ferplus_mode,
-                        ferplus_votes=_canonical_votes(item.votes),
-                        ferplus_unknown=item.votes[8], ferplus_nf=item.votes[9], ferplus_distribution=dist,
+            label, dist = ferplus_label(list(plus.votes), self.ferplus_mode)
+            meta.update(dataset="ferplus", ferplus_name=plus.name, ferplus_mode=self.ferplus_mode,
+                        ferplus_votes=_canonical_votes(plus.votes),
+                        ferplus_unknown=plus.votes[8], ferplus_nf=plus.votes[9], ferplus_distribution=dist,
                         fer2013_label=to_canonical("fer2013_csv", original))
             if label < 0:
-                return Reject(key, source, f"FER+ {self.ferplus_mode} label is unknown (votes {list(item.votes)})")
+                return Reject(key, source, f"FER+ {self.ferplus_mode} label is unknown (votes {list(plus.votes)})")
         meta["label_name"] = CANONICAL[label]
         img = Image.fromarray(arr.reshape(48, 48).astype(np.uint8), "L").convert("RGB")
         img = img.resize((self.size, self.size), Image.BICUBIC)
@@ -132,18 +146,26 @@ def _canonical_votes(votes: tuple[int, ...]) -> list[int]:
     return out
 
 
-def _read_ferplus(path: Path) -> list[tuple[str, tuple[int, ...] | None]]:
+def _read_ferplus(path: Path) -> list[FerPlusRow]:
     rows = []
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if not header or header[:2] != ["Usage", "Image name"]:
             raise UserError(f"{path}: expected the FER+ header 'Usage,Image name,neutral,…', got {header}")
-        for fields in reader:
+        for line, fields in enumerate(reader, start=2):
+            usage, name = (fields + ["", ""])[:2]
+            where = f"{path.name} line {line}"
+            if len(fields) < 12:
+                rows.append(FerPlusRow(usage, name, None, f"{where}: {len(fields)} fields, not 12"))
+                continue
             try:
-                rows.append((fields[1], tuple(int(v) for v in fields[2:12])))
-            except (ValueError, IndexError):
-                rows.append((fields[1] if len(fields) > 1 else "", None))
+                votes = tuple(int(v) for v in fields[2:12])
+            except ValueError:
+                bad = next(v for v in fields[2:12] if not v.strip().lstrip("-").isdigit())
+                rows.append(FerPlusRow(usage, name, None, f"{where}: vote {bad!r} is not a whole number"))
+                continue
+            rows.append(FerPlusRow(usage, name, votes))
     return rows
 
 
@@ -161,13 +183,13 @@ def fer2013_csv_specs(csv_path: str | Path, size: int = 224, quality: int = 95, 
             raise UserError(f"{csv_path}: expected the header 'emotion,pixels,Usage', got {header}")
         for row, fields in enumerate(reader):
             usage = fields[2] if len(fields) == 3 else ""
-            name, votes = joined[row] if joined is not None and row < len(joined) else (None, None)
+            plus = joined[row] if joined is not None and row < len(joined) else None
             error = None if len(fields) == 3 else f"{len(fields)} fields, not 3"
             if error is None and usage not in USAGE_SPLITS:
                 error = f"Usage {usage!r} is not Training, PublicTest or PrivateTest"
             split = USAGE_SPLITS.get(usage, "train")
-            splits[split].append(CsvRow(row, fields[0] if fields else "", fields[1] if len(fields) > 1 else "",
-                                        usage, votes, name, error))
+            splits[split].append(CsvRow(row, f"{csv_path.name} line {row + 2}", fields[0] if fields else "",
+                                        fields[1] if len(fields) > 1 else "", usage, plus, error))
     if joined is not None and len(joined) != sum(len(v) for v in splits.values()):
         raise UserError(f"{ferplus} has {len(joined)} rows but {csv_path} has {sum(len(v) for v in splits.values())}; "
                         "FER+ joins by row order, so both must be complete files")
@@ -216,6 +238,8 @@ class FileMaker:
                 img = load_rgb(data)
         except (ValueError, OSError) as err:
             return Reject(key, item.source, str(err))
+        if crop_too_small(img):
+            return Reject(key, item.source, crop_too_small(img))
         original_size = list(img.size)
         img = img.resize((self.size, self.size), Image.BICUBIC)
         meta = {"dataset": self.dataset, "source": item.source, "original_label": item.folder,

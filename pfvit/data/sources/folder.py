@@ -24,6 +24,8 @@ from ...labels import CANONICAL, NAME_ALIASES
 from ..shards import Reject, ShardSpec, encode_jpeg, mixed_order
 
 SPLIT_DIRS = ("train", "val", "test")
+# A pre-aligned crop smaller than this holds no expression to learn (FER2013's and CK+'s crops are 48 px).
+MIN_CROP_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ def load_rgb(source: str | Path | bytes) -> Image.Image:
     return img.convert("RGB")
 
 
+def crop_too_small(img: Image.Image) -> str | None:
+    """Why a pre-aligned crop cannot be a face (a side under ``MIN_CROP_SIDE``), or None."""
+    if min(img.size) < MIN_CROP_SIDE:
+        return f"image {img.width}x{img.height} is smaller than {MIN_CROP_SIDE} px: too small to be a face crop"
+    return None
+
+
 def _open(item: FolderItem) -> tuple[str, Image.Image | Reject]:
     """The sample key of an item and its decoded image, or a :class:`Reject` with the reason."""
     key = re.sub(r"[^A-Za-z0-9_-]", "_", item.relative.rsplit(".", 1)[0])
@@ -88,6 +97,8 @@ class PreAlignedMaker:
         key, img = _open(item)
         if isinstance(img, Reject):
             return img
+        if crop_too_small(img):
+            return Reject(key, item.relative, crop_too_small(img))
         original_size = list(img.size)
         img = img.resize((self.size, self.size), Image.BICUBIC)
         meta = {"dataset": self.dataset, "source": item.relative, "original_label": item.original_label,
@@ -122,7 +133,10 @@ class AligningMaker:
             return img
         if self._aligner is None:
             self._aligner = FaceAligner(self.size, keep=self.faces, min_face=self.min_face, detector=self.detector)
-        faces = self._aligner(img)
+        try:
+            faces = self._aligner(img)
+        except ValueError as err:  # too small for detection, or landmarks without a geometry
+            return Reject(key, item.relative, str(err))
         if not faces:
             return Reject(key, item.relative, f"no face found ({self.detector}, faces of at least {self.min_face} px)")
         samples = []
