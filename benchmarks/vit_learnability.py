@@ -18,7 +18,7 @@ import torch
 
 from common import report
 from pfvit.data.synthetic import AU_NAMES, CANONICAL, PROTOTYPES, Expression, synthetic_samples
-from pfvit.eval.probe import cnn_probe_accuracy, to_tensor_batch, train_probe
+from pfvit.eval.probe import accuracy, cnn_probe_accuracy, to_tensor_batch, train_probe
 from pfvit.models.vit import build_vit
 
 SIZE, PATCH = 64, 8
@@ -69,7 +69,7 @@ def main() -> None:
                     raise SystemExit(f"--init {args.init} does not fit a ViT-T/{PATCH} at {SIZE} px "
                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
             start = time.perf_counter()
-            acc = train_probe(vit, x_tr, y_tr, x_te, y_te, args.steps, max_lr=float(lr), weight_decay=0.05)
+            acc = accuracy(train_probe(vit, x_tr, y_tr, args.steps, max_lr=float(lr), weight_decay=0.05), x_te, y_te)
             name = f"ViT-T/{PATCH} depth {depth}, {pool} pool, lr {lr}" + (" (from --init)" if args.init else "")
             rows.append([variant, name, args.steps, f"{acc:.3f}", f"{time.perf_counter() - start:.0f}"])
             print(rows[-1], flush=True)

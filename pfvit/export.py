@@ -13,7 +13,8 @@ def export_classifier(checkpoint: str | Path, out: str | Path) -> Path:
     loadable by :func:`pfvit.inference.load_classifier` without the training config."""
     meta = read_meta(checkpoint)
     model: PokerFaceViT = load_model(checkpoint, expected="pfvit")
-    extra = {k: v for k, v in meta.get("extra", {}).items() if k in ("preprocess", "val", "init")}
+    kept = ("preprocess", "val", "init", "selected_on", "protocol")
+    extra = {k: v for k, v in meta.get("extra", {}).items() if k in kept}
     extra["exported_from"] = str(checkpoint)
     return save_checkpoint(out, model.classifier, name="pfvit_classifier", config=classifier_part(meta["config"]),
                            label_names=meta["label_names"], step=meta.get("step"),

@@ -21,8 +21,8 @@ from .errors import CheckpointError, UserError
 from .train.checkpoint import load_model, read_meta
 
 # Checkpoints that classify: the ViT baseline, PF-ViT's export (E + S + C), full PF-ViT (its E + S + C is used) and
-# the POSTER family.
-CLASSIFIER_MODELS = ("vit", "pfvit_classifier", "pfvit", "poster", "poster_v2")
+# the POSTER family, and the expression CNN (the poker faces' judge).
+CLASSIFIER_MODELS = ("vit", "pfvit_classifier", "pfvit", "poster", "poster_v2", "expression_cnn")
 
 
 @dataclass

@@ -16,7 +16,7 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
     demo = tmp_path / "demo"
-    toy = [f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120", "DEMO_IDENTITIES=12", "DEMO_SIZE=64"]
+    toy = [f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120", "DEMO_IDENTITIES=12", "DEMO_SIZE=32"]
 
     def make(*args, timeout=600):
         return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
@@ -44,7 +44,7 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     again = make("demo", *toy, timeout=120)
     assert again.returncode == 0 and "pipelines/" not in again.stdout, again.stdout
     # A changed shard parameter redoes the shards and, from scratch, every stage after them (a dry run).
-    changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=32", timeout=120).stdout
+    changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=48", timeout=120).stdout
     for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
         assert f"clearing {demo}/{step}" in changed and f"rm -rf {demo}/{step}" in changed, (step, changed)
-    assert "--size 32" in changed
+    assert "--size 48" in changed

@@ -67,7 +67,8 @@ def test_bad_yaml_file_names_file_and_line(tmp_path):
 
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(MAEPretrainConfig, "configs/mae_pretrain/demo.yaml", ["optim.clip_grad=3.0"])
-    assert cfg.model.img_size == 64 and cfg.model.arch == "vit_tiny" and cfg.run.grad_accum_steps == 1
+    assert cfg.model.img_size == 32 and cfg.model.patch_size == 8 and cfg.model.arch == "vit_tiny"
+    assert cfg.run.grad_accum_steps == 1 and cfg.data.shards == "shards/synthetic"
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(MAEPretrainConfig, tmp_path / "config.yaml") == cfg
 

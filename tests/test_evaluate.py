@@ -45,6 +45,20 @@ def test_metrics_equal_a_hand_computation():
     assert [m["per_class"][n]["precision"] for n in names] == pytest.approx(precision)
     assert [m["per_class"][n]["recall"] for n in names] == pytest.approx(recall)
     assert m["confusion_matrix"] == [[2, 1, 1], [1, 1, 0], [0, 1, 3]]
+    assert m["absent_classes"] == [] and [m["per_class"][n]["f1"] for n in names] == pytest.approx(f1)
+
+
+def test_class_means_leave_out_classes_without_samples():
+    # An 8-class model on CK+ (no neutral, no test sample of two more classes): half right on the classes it can
+    # be tested on is 0.5, not an average over eight.
+    names = [f"c{i}" for i in range(8)]
+    target = torch.tensor([1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    pred = torch.tensor([1, 0, 2, 0, 3, 0, 4, 0, 5, 0])
+    m = classification_metrics(target, pred, names)
+    assert m["mean_class_accuracy"] == pytest.approx(0.5)
+    assert m["absent_classes"] == ["c0", "c6", "c7"]
+    # F1 over the classes present or predicted (c0 is predicted, never right): five at 2/3, c0 at 0.
+    assert m["macro_f1"] == pytest.approx(5 * (2 / 3) / 6)
 
 
 def test_layer_decay_groups_scale_each_block_and_skip_decay_where_due():
@@ -138,7 +152,7 @@ def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
         train(load_config(FinetuneConfig, "configs/finetune_vit/demo.yaml",
                           [f"data.shards={synthetic_shards}", "data.num_workers=0", *overrides]))
 
-    with pytest.raises(UserError, match="num_classes=6 is not a protocol"):
+    with pytest.raises(UserError, match=r"model.num_classes: expected one of 7 \| 8, got 6"):
         finetune("model.num_classes=6", f"run.out={tmp_path / 'f'}")
     with pytest.raises(CheckpointError, match="has shape .* the model needs"):
         finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")

@@ -136,12 +136,39 @@ def test_fr_term_runs_through_the_emotion_image():
     from pfvit.models.facerec import build_face_embedder
 
     model, disc = tiny()
-    fr = build_face_embedder("sface", None)  # the default FR network
+    fr = build_face_embedder("sface", None)  # what fr.model=auto uses when no weights are given
     losses, out = generator_losses(model, disc, fr, torch.randn(2, 3, 32, 32), torch.tensor([1, 2]),
                                    PFLossConfig(), 8)
     assert "orth_fr" in losses and 0 <= losses["orth_fr"].item() <= 1 + 1e-5 and "emotion_image" in out
     losses["orth_fr"].backward()
     assert any(g is not None and g.abs().sum() > 0 for g in grads(model.classifier.separator).values())
+
+
+def test_the_documented_paper_commands_select_inception_resnet_v1_from_fr_weights(tmp_path, capsys):
+    """README step 4 and the pfvit_train.py docstring give fr.weights with a paper config and no fr.model: the
+    paper's InceptionResnetV1 must be what runs; without weights, fr.model=auto says loudly that SFace runs."""
+    import shlex
+
+    from facenet_pytorch import InceptionResnetV1
+
+    from pfvit.config import load_config
+    from pfvit.models.facerec import build_face_embedder
+    from pfvit.train.pfvit_train import PFViTConfig
+    from conftest import ROOT
+
+    weights = tmp_path / "vggface2.pt"
+    torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), weights)
+    for text in ((ROOT / "README.md").read_text(), (ROOT / "pipelines" / "pfvit_train.py").read_text()):
+        start = text.index("pipelines/pfvit_train.py --config configs/pfvit/vit_base.yaml")
+        line = text[start:].replace("\\\n", " ").split("\n", 1)[0]  # one logical command line
+        words = shlex.split(line)
+        overrides = [f"fr.weights={weights}" if w.startswith("fr.weights=") else w for w in words[3:] if "=" in w]
+        assert any(w.startswith("fr.weights=") for w in overrides) and not any("fr.model" in w for w in overrides)
+        cfg = load_config(PFViTConfig, ROOT / words[2], overrides)
+        fr = build_face_embedder(cfg.fr.model, cfg.fr.weights)
+        assert fr.name == "inception_resnet_v1" and fr.pretrained, line
+    assert build_face_embedder("auto", None).name == "sface"
+    assert "not the paper's InceptionResnetV1" in capsys.readouterr().err
 
 
 def test_fr_weights_of_another_model_are_refused(tmp_path):
@@ -177,7 +204,8 @@ def test_init_from_mae_fills_encoder_generator_and_discriminator():
 
 
 PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "model.img_size=32",
-           "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000"]
+           "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000",
+           "model.mca_copy_steps=10", "optim.d_warmup_steps=5"]
 
 
 def test_expression_region_psnr_matches_a_hand_computation():
@@ -283,3 +311,96 @@ def test_poker_faces_of_real_face_files_with_a_broken_one(shared_data, tmp_path)
     written = sorted((tmp_path / "out").glob("*_poker.png"))
     assert len(written) == 3 and Image.open(written[0]).size == (32, 32)
     assert (tmp_path / "out" / "sheet.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    """The study's recipe at toy length: calm 32 px faces, a 150-step PF-ViT-ready MAE, 48 PF-ViT steps of 16 from it
+    over the recipe's schedule shape (2 epochs, warm-up, cosine), its rates scaled to a quarter of its batch: E, S,
+    C linearly (2.5e-4), G by the square root (5e-4). At the recipe's own 1e-3 on batches of 16, G loses 1.5 dB."""
+    base = tmp_path_factory.mktemp("study")
+    shards = base / "shards"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "480", "--identities", "48", "--size", "32",
+                       "--disturbance", "0", "--maxcount", "200", "--workers", "2", "--out", str(shards)])
+    assert proc.returncode == 0, proc.stderr
+    proc = run_script([PYTHON, "pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/study.yaml",
+                       f"data.shards={shards}", f"run.out={base / 'mae'}", "optim.max_steps=150", "optim.epochs=1000",
+                       "data.batch_size=32", "data.num_workers=0", "vis_every=1000"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_script([PYTHON, "pipelines/pfvit_train.py", "--config", "configs/pfvit/study.yaml",
+                       f"data.shards={shards}", f"model.init={base / 'mae' / 'checkpoint'}", f"run.out={base / 'pf'}",
+                       "optim.max_steps=48", "optim.epochs=2", "optim.warmup_epochs=0.25", "optim.lr=2.5e-4",
+                       "optim.g_lr=5e-4", "data.batch_size=16",
+                       "data.num_workers=0", "optim.d_warmup_steps=20", "model.mca_copy_steps=50", "vis_every=1000"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return shards, base
+
+
+@pytest.fixture(scope="module")
+def study_psnr(study_run) -> dict[str, tuple[float, float]]:
+    """PSNR of x̂ vs x over all test faces and of x̃ vs x over the neutral ones, for G as PF-ViT starts it (MAE init,
+    MCA copy fitted as the run fits it) and after the run."""
+    from pfvit.config import load_config
+    from pfvit.data.shards import IndexedShards
+    from pfvit.data.transforms import denormalize, eval_transform
+    from pfvit.models.convert import read_pretrained
+    from pfvit.models.pfvit import fit_positional_copy
+    from pfvit.train.checkpoint import load_model
+    from pfvit.train.pfvit_train import PFViTConfig, model_config, training_tokens
+
+    shards, base = study_run
+    cfg = load_config(PFViTConfig, "configs/pfvit/study.yaml", [f"data.shards={shards}", "model.mca_copy_steps=50"])
+    torch.manual_seed(0)
+    start = PokerFaceViT(**model_config(cfg.model))
+    init_from_mae(start, Discriminator(**discriminator_part(model_config(cfg.model))),
+                  read_pretrained(base / "mae" / "checkpoint", ("mae",)), 0.02)
+    fit_positional_copy(start.generator, training_tokens(start, cfg), 50)
+    end = load_model(base / "pf" / "last", expected="pfvit")
+    data = IndexedShards(shards, "test")
+    samples = [data.sample(i) for i in range(len(data))]
+    x = torch.stack([eval_transform(32)(s["jpg"]) for s in samples])
+    neutral = torch.tensor([s["cls"] == 0 for s in samples])
+    assert neutral.sum() >= 3
+
+    def psnr(a, b):
+        return (-10 * torch.log10((denormalize(a) - denormalize(b)).pow(2).flatten(1).mean(1))).mean().item()
+
+    out = {}
+    with torch.no_grad():
+        for name, model in (("start", start.eval()), ("end", end.eval())):
+            result = model(x, render_emotion=False)
+            out[name] = (psnr(result["reconstruction"], x),
+                         psnr(result["poker_face"][neutral], x[neutral]))
+    return {"reconstruction": (out["start"][0], out["end"][0]), "neutral_poker": (out["start"][1], out["end"][1])}
+
+
+def test_a_few_dozen_pfvit_steps_from_a_tiny_mae_sharpen_the_reconstruction(study_psnr):
+    before, after = study_psnr["reconstruction"]
+    assert after > before + 0.5, (before, after)  # 48 steps of 16 from a 150-step MAE: +1.1 dB on unseen faces
+
+
+def test_poker_faces_of_neutral_inputs_move_towards_the_input(study_psnr):
+    before, after = study_psnr["neutral_poker"]
+    assert after > before + 0.5, (before, after)  # a neutral face is its own poker face (Eq. 6's second term): +1.1
+
+
+def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_seed(tmp_path):
+    """Issue 20's judge: trained on calm 32 px faces of one family seed, it must read ≥ 85 % of the expressions of
+    the study's test faces (another seed, identities it never saw) — the bar that makes its verdict on poker faces
+    mean something."""
+    from pfvit.eval.evaluate import EvalConfig, evaluate
+
+    shards = {}
+    for name, seed, num, identities in (("judge", 1, 4000, 400), ("study", 0, 600, 60)):
+        shards[name] = tmp_path / name
+        proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", str(num), "--identities", str(identities),
+                           "--seed", str(seed), "--size", "32", "--disturbance", "0", "--maxcount", "1000",
+                           "--workers", "2", "--out", str(shards[name])])
+        assert proc.returncode == 0, proc.stderr
+    proc = run_script([PYTHON, "pipelines/train_judge.py", f"shards={shards['judge']}", f"out={tmp_path / 'judge'}",
+                       "img_size=32"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = evaluate(EvalConfig(checkpoint=str(tmp_path / "judge"), shards=str(shards["study"]), split="test",
+                                  out=str(tmp_path / "eval"), num_workers=0))
+    assert metrics["num_samples"] >= 50
+    assert metrics["accuracy"] >= 0.85, metrics["accuracy"]

@@ -209,7 +209,8 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
     out = tmp_path / "poster_var"
     proc = run_script([PYTHON, "pipelines/finetune_poster.py", "--config",
                        "configs/finetune_poster/demo_poster_var.yaml", f"data.shards={synthetic_shards}",
-                       "model.img_size=64", f"model.init={tmp_path / 'pf'}", f"run.out={out}", "optim.max_steps=4",
+                       "model.img_size=64", "model.patch_size=16", f"model.init={tmp_path / 'pf'}", f"run.out={out}",
+                       "optim.max_steps=4",
                        "optim.sam_rho=0.05", "data.batch_size=8", "data.num_workers=0", "run.log_every=1",
                        "model.fusion_dim=64", "loss.kind=poster", "aug.lighting=0.1"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -17,10 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..data.shards import EvalDataset, read_manifest, split_index
+from ..config import NonNegativeInt, PositiveInt
+from ..data.shards import EvalDataset, check_shard_files, read_manifest, split_index
 from ..errors import UserError
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..inference import Classifier, load_classifier
+from ..models.judges import JUDGE_NAME
+from ..train.checkpoint import load_model, read_meta
 from ..labels import outside_protocol
 from ..train.runtime import Run, RunConfig
 from .metrics import classification_metrics, plot_confusion
@@ -32,18 +35,20 @@ class EvalConfig:
     shards: str = "shards/synthetic"
     split: str = "test"
     out: str = "runs/eval"
-    batch_size: int = 64
-    num_workers: int = 2
+    batch_size: PositiveInt = 64
+    num_workers: NonNegativeInt = 2
     tta_flip: bool = False
+    verify: bool = False  # re-hash the split's shards against the manifest first (sizes are always checked)
     # Poker-face measures (pfvit checkpoints only): PSNR/SSIM against the true neutral twin, identity, and the
     # neutral share by an independent classifier (judge=CHECKPOINT, e.g. the ViT baseline).
     pokerface: bool = False
     judge: Optional[str] = None
-    pokerface_limit: Optional[int] = None
+    # Poker-face measures (and a MAE checkpoint's reconstruction measures, default 512) on at most this many faces.
+    pokerface_limit: Optional[PositiveInt] = None
     fr_model: str = "sface"  # identity of poker face vs input: FR cosine (none: SSIM as a pixel-space proxy)
     fr_weights: Optional[str] = None
     # CAM sheet (cam.png): this many faces of each true class, overlaid with the CAM of the predicted class.
-    cam: int = 0
+    cam: NonNegativeInt = 0
     cam_method: str = "gradcam++"
 
 
@@ -88,14 +93,15 @@ def predict_split(run: Run, classifier, shards: str, split: str, index: tuple[li
     return probs
 
 
-def split_metrics(run: Run, module: torch.nn.Module, names: list[str], img_size: int, data, index) -> dict:
-    """Classification metrics of a model (normalised tensors → logits) on ``data.val_split`` of ``data.shards``
-    (the validation pass of every training stage); samples outside the model's protocol are left out. The
-    module's train/eval mode is restored afterwards."""
+def split_metrics(run: Run, module: torch.nn.Module, names: list[str], img_size: int, data, split: str,
+                  index) -> dict:
+    """Classification metrics of a model (normalised tensors → logits) on ``split`` of ``data.shards`` (the
+    selection pass of every training stage); samples outside the model's protocol are left out. The module's
+    train/eval mode is restored afterwards."""
     was_training = module.training
     module.eval()
     clf = Classifier(module, names, img_size, IMAGENET_MEAN, IMAGENET_STD).to(run.device)
-    probs = predict_split(run, clf, data.shards, data.val_split, index, data.batch_size, data.num_workers,
+    probs = predict_split(run, clf, data.shards, split, index, data.batch_size, data.num_workers,
                           desc="validate")
     module.train(was_training)
     labels = torch.tensor(index[1])
@@ -107,7 +113,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     if not cfg.checkpoint:
         raise UserError("checkpoint=PATH is required (a fine-tuned or exported classifier folder)")
     run = Run(RunConfig(out=cfg.out), cfg, "evaluate")
+    if cfg.checkpoint != JUDGE_NAME and read_meta(cfg.checkpoint)["model"] == "mae":
+        return _mae_reconstructions(cfg, run)
     classifier = load_classifier(cfg.checkpoint).to(run.device)
+    check_shard_files(cfg.shards, cfg.split, rehash=cfg.verify)
     names = classifier.class_names
     keys, labels = split_index(cfg.shards, cfg.split)
     check_protocol(labels, len(names), f"split {cfg.split!r} of {cfg.shards}")
@@ -115,7 +124,8 @@ def evaluate(cfg: EvalConfig) -> dict:
                           cfg.tta_flip)
     pred = probs.argmax(-1)
     metrics = {**classification_metrics(torch.tensor(labels), pred, names), "split": cfg.split,
-               "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip}
+               "shards": str(cfg.shards), "checkpoint": str(cfg.checkpoint), "tta_flip": cfg.tta_flip,
+               **_selection(cfg.checkpoint)}
     if cfg.pokerface and run.is_main:
         metrics["pokerface"] = _pokerface(cfg, run.device)
     if cfg.cam > 0 and run.is_main:
@@ -132,13 +142,41 @@ def evaluate(cfg: EvalConfig) -> dict:
                 writer.writerow([key, names[labels[i]], names[pred[i]], *[f"{p:.6f}" for p in probs[i].tolist()]])
         run.info(f"{cfg.split}: accuracy {metrics['accuracy']:.4f}, mean class accuracy "
                  f"{metrics['mean_class_accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {len(keys)} samples")
+        if metrics["absent_classes"]:
+            run.info(f"{cfg.split} has no samples of {', '.join(metrics['absent_classes'])}: the class means leave "
+                     "them out")
+    run.finish()
+    return metrics
+
+
+def _selection(checkpoint: str) -> dict:
+    """How a trained classifier was selected (``selected_on``, ``protocol``), as its checkpoint records it."""
+    if checkpoint == JUDGE_NAME:
+        return {}
+    extra = read_meta(checkpoint).get("extra", {})
+    return {k: extra[k] for k in ("selected_on", "protocol") if k in extra}
+
+
+def _mae_reconstructions(cfg: EvalConfig, run: Run) -> dict:
+    """A MAE checkpoint: PSNR on the masked patches vs the mean training face, and a reconstruction sheet."""
+    from .reconstruction import mae_reconstruction_metrics
+
+    metrics = {}
+    if run.is_main:
+        out = Path(cfg.out)
+        metrics = mae_reconstruction_metrics(load_model(cfg.checkpoint, expected="mae"), cfg.shards, cfg.split,
+                                             limit=cfg.pokerface_limit or 512, batch_size=cfg.batch_size,
+                                             sheet=out / "reconstructions.png", device=run.device)
+        metrics.update(shards=str(cfg.shards), checkpoint=str(cfg.checkpoint))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        run.info(f"{cfg.split}: masked-patch PSNR {metrics['psnr_masked_reconstruction']:.2f} dB, mean face "
+                 f"{metrics['psnr_masked_mean_face']:.2f} dB on {metrics['samples']} samples")
     run.finish()
     return metrics
 
 
 def _pokerface(cfg: EvalConfig, device) -> dict:
     from ..models.facerec import build_face_embedder
-    from ..train.checkpoint import load_model, read_meta
     from .pokerface import pokerface_metrics
 
     if read_meta(cfg.checkpoint)["model"] != "pfvit":

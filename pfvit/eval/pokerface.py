@@ -31,6 +31,7 @@ from ..data.transforms import denormalize, eval_transform
 from ..errors import UserError
 from ..labels import NEUTRAL
 from .plots import image_grid
+from .reconstruction import masked_psnr
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -40,16 +41,29 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 REGION_THRESHOLD = 0.1  # of the [0, 1] range: above the JPEG error between a twin pair's unchanged pixels
 
 
-def expression_region_psnr(images: torch.Tensor, inputs: torch.Tensor, twins: torch.Tensor) -> torch.Tensor:
-    """PSNR of ``images`` vs ``twins`` over each sample's expression region (pixels where ``inputs`` and ``twins``
-    differ by more than ``REGION_THRESHOLD`` in some channel); NaN for a sample without such pixels."""
-    region = ((inputs - twins).abs().amax(1, keepdim=True) > REGION_THRESHOLD).expand_as(images).float()
-    mse = ((images - twins).pow(2) * region).flatten(1).sum(1) / region.flatten(1).sum(1)
-    return -10 * torch.log10(mse.clamp_min(1e-10))
+def expression_region(inputs: torch.Tensor, twins: torch.Tensor) -> torch.Tensor:
+    """1 where ``inputs`` and ``twins`` differ by more than ``REGION_THRESHOLD`` in some channel, per pixel (all
+    channels), else 0."""
+    return ((inputs - twins).abs().amax(1, keepdim=True) > REGION_THRESHOLD).expand_as(inputs).float()
+
+
+def expression_region_psnr(images: torch.Tensor, inputs: torch.Tensor, twins: torch.Tensor,
+                           outside: bool = False) -> torch.Tensor:
+    """PSNR of ``images`` vs ``twins`` over each sample's expression region (or, ``outside``, over the rest of the
+    image); NaN for a sample without such pixels."""
+    region = expression_region(inputs, twins)
+    return masked_psnr(images, twins, 1 - region if outside else region)
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
+
+
+def _mean(values: torch.Tensor) -> float | None:
+    """Mean over the finite entries: region measures are NaN where the expression changed no pixel, and PSNR is
+    infinite for a face identical to its twin (an expression too faint to show at a small size)."""
+    values = values[values.isfinite()]
+    return values.mean().item() if values.numel() else None
 
 
 @torch.no_grad()
@@ -59,17 +73,24 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
     """The measures above for ``split`` of ``shards`` (the first ``limit`` samples when given). ``model`` is a
     :class:`~pfvit.models.pfvit.PokerFaceViT`; ``judge`` a :class:`~pfvit.inference.Classifier` whose class 0 is
     neutral; ``fr`` a :class:`~pfvit.models.facerec.FrozenFaceEmbedder`. ``sheet``: a PNG of input | poker face
-    | reconstruction (| true neutral)."""
+    | reconstruction (| true neutral), expressive faces first.
+
+    Over every face: the reconstruction's PSNR and MSE vs the input, identity. Over the expressive faces: every
+    ``*_vs_twin*`` measure and the judge's neutral shares of poker faces and inputs. Over the neutral faces (whose
+    twin is the input): ``*_neutral_inputs``, the poker face and the reconstruction against the input."""
     model = model.to(device).eval()
     size = model.classifier.encoder.patch_embed.img_size[0]
     transform = eval_transform(size)
     data = EvalDataset(shards, split, lambda s: s)
     count = len(data) if limit is None else min(limit, len(data))
     acc: dict[str, list[torch.Tensor]] = {}
-    rows, has_twins = [], True
+    rows, neutral_rows, has_twins = [], [], True
 
     def add(name: str, values: torch.Tensor) -> None:
         acc.setdefault(name, []).append(values.float().cpu())
+
+    def judged_neutral(images01: torch.Tensor) -> torch.Tensor:
+        return judge(judge.preprocess((images01 * 255).round().byte())).argmax(-1) == NEUTRAL
 
     for start in range(0, count, batch_size):
         samples = [data[i] for i in range(start, min(start + batch_size, count))]
@@ -81,15 +102,11 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
         add("label", labels)
         add("rec_mse", (rec01 - x01).pow(2).flatten(1).mean(1))
         add("psnr_reconstruction_vs_input", _psnr(rec01, x01))
-        if fr is not None:
-            add("identity", (fr(poker01) * fr(x01)).sum(-1))
-        else:
-            add("identity", _ssim(poker01, x01))
+        add("psnr_poker_vs_input", _psnr(poker01, x01))
+        add("identity", (fr(poker01) * fr(x01)).sum(-1) if fr is not None else _ssim(poker01, x01))
         if judge is not None:
-            add("judge_neutral_poker", (judge(judge.preprocess((poker01 * 255).round().byte())).argmax(-1)
-                                        == NEUTRAL).float())
-            add("judge_neutral_input", (judge(judge.preprocess((x01 * 255).round().byte())).argmax(-1)
-                                        == NEUTRAL).float())
+            add("judge_neutral_poker", judged_neutral(poker01))
+            add("judge_neutral_input", judged_neutral(x01))
         twins = None
         has_twins = has_twins and all("neutral.jpg" in s for s in samples)
         if has_twins:
@@ -98,33 +115,45 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
                 add(f"psnr_{name}_vs_twin", _psnr(img, twins))
                 add(f"ssim_{name}_vs_twin", _ssim(img, twins))
                 add(f"psnr_{name}_vs_twin_expression_region", expression_region_psnr(img, x01, twins))
+                add(f"psnr_{name}_vs_twin_outside_expression_region",
+                    expression_region_psnr(img, x01, twins, outside=True))
         for i in range(len(samples)):
-            if len(rows) < sheet_rows:
-                rows.append([x01[i], poker01[i], rec01[i]] + ([twins[i]] if twins is not None else []))
+            row = [x01[i], poker01[i], rec01[i]] + ([twins[i]] if twins is not None else [])
+            (neutral_rows if labels[i] == NEUTRAL else rows).append(row)
 
     values = {k: torch.cat(v) for k, v in acc.items()}
-    expressive = values.pop("label") != NEUTRAL
+    labels = values.pop("label")
+    expressive, neutral = labels != NEUTRAL, labels == NEUTRAL
     result: dict = {"samples": count, "expressive_samples": int(expressive.sum()),
+                    "neutral_samples": int(neutral.sum()),
                     "identity_measure": f"fr_cosine:{fr.name}" if fr is not None else "ssim_poker_vs_input",
                     "has_twins": has_twins}
-    for name, v in values.items():
-        if "_vs_twin" in name:
-            if has_twins and expressive.any():  # for neutral inputs the twin is the input itself
-                v = v[expressive]
-                if not v.isnan().all():  # region measures: faces whose expression changed no pixel are left out
-                    result[name] = v[~v.isnan()].mean().item()
-        else:
-            result[name] = v.mean().item()
+    rec_psnr, poker_psnr = values.pop("psnr_reconstruction_vs_input"), values.pop("psnr_poker_vs_input")
+    result.update(rec_mse=_mean(values.pop("rec_mse")), psnr_reconstruction_vs_input=_mean(rec_psnr),
+                  identity=_mean(values.pop("identity")))
+    if neutral.any():
+        result["psnr_poker_vs_input_neutral_inputs"] = _mean(poker_psnr[neutral])
+        result["psnr_reconstruction_vs_input_neutral_inputs"] = _mean(rec_psnr[neutral])
+    for name, v in values.items():  # judge shares and twin measures: over the expressive faces
+        if expressive.any() and (has_twins or "_vs_twin" not in name):
+            mean = _mean(v[expressive])
+            if mean is not None:
+                result[name] = mean
+    if judge is not None and neutral.any():
+        result["judge_neutral_poker_neutral_inputs"] = _mean(values["judge_neutral_poker"][neutral])
     if has_twins and expressive.any():
+        result["expressive_inputs_identical_to_twin"] = int(values["psnr_input_vs_twin"][expressive].isinf().sum())
         result["poker_closer_to_twin_than_input"] = result["psnr_poker_vs_twin"] > result["psnr_input_vs_twin"]
         result["poker_closer_to_twin_than_reconstruction"] = \
             result["psnr_poker_vs_twin"] > result["psnr_reconstruction_vs_twin"]
         if "psnr_input_vs_twin_expression_region" in result:
             result["poker_closer_to_twin_than_input_in_expression_region"] = \
                 result["psnr_poker_vs_twin_expression_region"] > result["psnr_input_vs_twin_expression_region"]
-    if sheet is not None and rows:
-        titles = ["input", "poker face", "reconstruction"] + (["true neutral"] if len(rows[0]) == 4 else [])
-        image_grid(rows, sheet, titles=titles)
+    if sheet is not None and rows + neutral_rows:
+        shown = rows[:sheet_rows - min(2, len(neutral_rows))]
+        shown += neutral_rows[:sheet_rows - len(shown)]
+        titles = ["input", "poker face", "reconstruction"] + (["true neutral"] if len(shown[0]) == 4 else [])
+        image_grid(shown, sheet, titles=titles)
     return result
 
 

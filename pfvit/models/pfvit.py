@@ -110,11 +110,18 @@ class Generator(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         self.num_tokens = num_tokens
 
+    def memory(self, tokens: torch.Tensor) -> torch.Tensor:
+        """MCA's keys and values: the projected tokens plus the fixed table, as MAE's decoder sees visible tokens."""
+        return self.decoder_embed(tokens) + self.decoder_pos_embed
+
+    def fuse(self, memory: torch.Tensor) -> torch.Tensor:
+        """MCA: queries m + E_pos attend to [queries; memory]; the query positions are kept (B, N+1, D)."""
+        queries = (self.mask_token + self.decoder_pos_embed).expand(memory.shape[0], -1, -1)
+        return self.mca(torch.cat([queries, memory], dim=1))[:, :self.num_tokens]
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Encoder-width tokens (B, N+1, L) → an image (B, C, H, W) in the normalised input space."""
-        memory = self.decoder_embed(tokens) + self.decoder_pos_embed
-        queries = (self.mask_token + self.decoder_pos_embed).expand(tokens.shape[0], -1, -1)
-        x = self.mca(torch.cat([queries, memory], dim=1))[:, :self.num_tokens]
+        x = self.fuse(self.memory(tokens))
         for block in self.decoder_blocks:
             x = block(x)
         patches = self.decoder_pred(self.decoder_norm(x))[:, 1:]
@@ -238,6 +245,33 @@ def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str,
     counts["discriminator"] = load(disc, disc_state, "discriminator D")
     nn.init.trunc_normal_(model.classifier.head.weight, std=head_init_std)
     return counts
+
+
+def fit_positional_copy(generator: Generator, tokens: torch.Tensor, steps: int = 200, lr: float = 1e-3,
+                        batch_size: int = 64, seed: int = 0) -> float:
+    """Start MCA as a positional copy: fit MCA alone (Adam, ``steps`` batches of ``tokens``, the encoder's tokens of
+    training faces) so that each query returns its own position's memory token, ‖MCA(m + E_pos, M) − M‖² → 0. G(z)
+    then starts as the MAE decoder with every token visible, instead of routing content through a random block.
+    Only MCA's parameters change. Returns the final relative error ‖MCA − M‖² / ‖M‖²."""
+    params = list(generator.mca.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    rng = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        memory = torch.cat([generator.memory(chunk) for chunk in tokens.split(256)])
+    error = float("nan")
+    was_training = generator.training
+    generator.train()
+    for _ in range(steps):
+        target = memory[torch.randint(0, memory.shape[0], (min(batch_size, memory.shape[0]),), generator=rng)]
+        loss = (generator.fuse(target) - target).pow(2).mean() / target.pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        error = loss.item()
+    generator.train(was_training)
+    for p in generator.parameters():
+        p.grad = None
+    return error
 
 
 @register("pfvit")

@@ -40,9 +40,11 @@ def discriminator_targets(labels: torch.Tensor, kind: str, num_classes: int) -> 
     return target
 
 
-def discrimination_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def discrimination_loss(logits: torch.Tensor, targets: torch.Tensor, units: slice | None = None) -> torch.Tensor:
     """L_dis (Eq. 7) for one kind of image: binary cross-entropy of σ(D(x')) against d, summed over the K+1
-    units and averaged over the batch."""
+    units (or over ``units`` only) and averaged over the batch."""
+    if units is not None:
+        logits, targets = logits[:, units], targets[:, units]
     return F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").sum(dim=1).mean()
 
 
@@ -53,10 +55,14 @@ def generator_adversarial_loss(logits: torch.Tensor, labels: torch.Tensor, kind:
     ``minimax``: −L_dis, the literal "maximise L_dis" of §3.2 — it also pushes x̂ away from its own class and x̃
     away from neutral. ``nonsaturating`` (default): the usual GAN reading of the game — minimise L_dis with the
     real/fake unit's target flipped to "real" and the class targets of Eq. 8 kept, so G is pushed towards
-    realistic faces of the right class (neutral for poker faces), which is what the paper says D forces."""
+    realistic faces of the right class (neutral for poker faces), which is what the paper says D forces.
+    ``classes``: the same on the K emotion units alone (G is not pushed on D's real/fake unit, which D still
+    learns)."""
     targets = discriminator_targets(labels, kind, num_classes)
     if mode == "minimax":
         return -discrimination_loss(logits, targets)
+    if mode == "classes":  # only the emotion units: D as a classifier guiding G, its real/fake verdict unused
+        return discrimination_loss(logits, targets, slice(0, num_classes))
     if mode != "nonsaturating":
         raise ValueError(f"unknown adversarial mode {mode!r}")
     targets[:, num_classes] = 1.0

@@ -11,7 +11,8 @@ from ..errors import CheckpointError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 # Modules that register models; imported on first lookup so that `load_model` works from any entry point.
-_MODEL_MODULES = ("pfvit.models.mae", "pfvit.models.vit", "pfvit.models.pfvit", "pfvit.models.poster.poster")
+_MODEL_MODULES = ("pfvit.models.mae", "pfvit.models.vit", "pfvit.models.pfvit", "pfvit.models.poster.poster",
+                  "pfvit.models.cnn")
 
 
 def register(name: str):

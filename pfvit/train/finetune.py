@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from timm.data import Mixup, create_transform
 from timm.layers import trunc_normal_
 
-from ..config import to_dict
-from ..data.shards import indexed_train_loader, read_manifest, shard_class_skew, split_index
+from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range, to_dict
+from ..data.shards import (check_shard_files, indexed_train_loader, read_manifest, shard_class_skew,
+                           split_index)
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CheckpointError, ConfigError, UserError
 from ..eval.evaluate import split_metrics
@@ -35,7 +36,7 @@ from ..labels import class_names, outside_protocol
 from ..models.convert import encoder_state, load_into, read_pretrained
 from ..models.mae import ARCHS
 from ..models.registry import build_model
-from ..train.checkpoint import latest_state, save_checkpoint, save_training_state
+from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from .runtime import Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, layer_decay_groups, warmup_cosine
 
@@ -46,16 +47,16 @@ HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
 @dataclass
 class FTModelConfig:
     arch: str = "vit_tiny"
-    img_size: int = 224
-    patch_size: int = 16
-    num_classes: int = 7
+    img_size: PositiveInt = 224
+    patch_size: PositiveInt = 16
+    num_classes: Literal[7, 8] = 7
     global_pool: Literal["token", "avg"] = "token"
-    drop_path: float = 0.0
+    drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
     # A pfvit MAE / encoder checkpoint folder or an official / MAE-SFER .pth; null trains from scratch (warned).
     init: Optional[str] = None
     # Std of the head's init over a loaded encoder: MAE's 2e-5 suits long runs; in a few hundred steps over a brief
     # MAE it keeps the trunk's gradients near zero and the run at chance (short.yaml uses timm's 0.02).
-    head_init_std: float = 2e-5
+    head_init_std: PositiveFloat = 2e-5
 
 
 @dataclass
@@ -63,8 +64,19 @@ class FTDataConfig:
     shards: str = "shards/synthetic"
     train_split: str = "train"
     val_split: str = "val"
-    batch_size: int = 32
-    num_workers: int = 2
+    # heldout: select on val_split (the default, and the only protocol whose test numbers are unbiased); paper: the
+    # authors' released code — select the best epoch on test_split and report it (labelled in every output).
+    protocol: Literal["heldout", "paper"] = "heldout"
+    test_split: str = "test"
+    # Re-hash the shards against their manifest before training (sizes are always checked); and how many training
+    # samples that cannot be read may be skipped (each counted, with a warning) before the run stops.
+    verify: bool = False
+    max_bad_samples: NonNegativeInt = 10
+    # A protocol class with no training sample (CK+ has no neutral): an error, or allowed — the head keeps the
+    # class, never learns it, and evaluation leaves classes without test samples out of its means.
+    missing_classes: Literal["error", "allow"] = "error"
+    batch_size: PositiveInt = 32
+    num_workers: NonNegativeInt = 2
     balanced_sampling: bool = False
     class_weighted_loss: bool = False
     # json key holding per-class vote counts (FER+): train on the vote distribution instead of the label.
@@ -75,17 +87,17 @@ class FTDataConfig:
 class AugConfig:
     """Training augmentation of the classifier stages (timm ``create_transform``)."""
     scale: tuple[float, float] = (0.8, 1.0)
-    hflip: float = 0.5
-    color_jitter: Optional[float] = None
+    hflip: Probability = 0.5
+    color_jitter: Optional[NonNegativeFloat] = None
     randaugment: Optional[str] = None  # timm string, e.g. rand-m9-mstd0.5-inc1
-    reprob: float = 0.0
+    reprob: Probability = 0.0
 
 
 @dataclass
 class FTAugConfig(AugConfig):
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    label_smoothing: float = 0.0
+    mixup: NonNegativeFloat = 0.0
+    cutmix: NonNegativeFloat = 0.0
+    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
 
 
 def train_transform(img_size: int, aug: AugConfig):
@@ -104,17 +116,17 @@ def train_transform(img_size: int, aug: AugConfig):
 @dataclass
 class FTOptimConfig:
     recipe: Literal["paper", "mae"] = "paper"
-    lr: Optional[float] = None  # paper: 1e-4; mae: blr × effective batch / 256 when unset
-    blr: float = 5e-4
-    layer_decay: float = 0.75
-    weight_decay: float = 0.05
-    epochs: int = 100
-    warmup_epochs: float = 5.0
-    min_lr: float = 1e-6
-    plateau_patience: int = 30
-    plateau_factor: float = 0.1
-    clip_grad: Optional[float] = None
-    max_steps: Optional[int] = None
+    lr: Optional[PositiveFloat] = None  # paper: 1e-4; mae: blr × effective batch / 256 when unset
+    blr: PositiveFloat = 5e-4
+    layer_decay: Annotated[float, Range(0, 1, lo_open=True)] = 0.75
+    weight_decay: NonNegativeFloat = 0.05
+    epochs: PositiveInt = 100
+    warmup_epochs: NonNegativeFloat = 5.0
+    min_lr: NonNegativeFloat = 1e-6
+    plateau_patience: NonNegativeInt = 30
+    plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1
+    clip_grad: Optional[PositiveFloat] = None
+    max_steps: Optional[PositiveInt] = None
 
 
 @dataclass
@@ -186,6 +198,11 @@ class SamplingPlan:
 
 def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int) -> SamplingPlan:
     names = class_names(num_classes)
+    if data.verify:
+        for split in (data.train_split, selection_split(data)):
+            check_shard_files(data.shards, split, rehash=True)
+        run.info(f"verify: the {data.train_split} and {selection_split(data)} shards of {data.shards} match their "
+                 "manifest")
     _, labels = split_index(data.shards, data.train_split)
     keep = [0 <= y < num_classes for y in labels]
     dropped = outside_protocol(labels, num_classes)
@@ -198,24 +215,41 @@ def sampling_plan(run: Run, data: "FTDataConfig", num_classes: int) -> SamplingP
         run.warn(f"the {data.train_split!r} shards of {data.shards} are grouped by class (skew {skew:.2f}): the loader "
                  "shuffles within shards, so batches will hold one class or two; rebuild them with make_shards.py")
     counts = torch.bincount(torch.tensor([y for y, k in zip(labels, keep) if k]), minlength=num_classes)
-    if (counts == 0).any():
-        missing = [names[i] for i in range(len(names)) if counts[i] == 0]
-        raise UserError(f"split {data.train_split!r} of {data.shards} has no samples of {missing}; "
-                        "use a protocol without them or other shards")
+    missing = [names[i] for i in range(len(names)) if counts[i] == 0]
+    if missing and data.missing_classes == "error":
+        raise UserError(f"split {data.train_split!r} of {data.shards} has no samples of {missing}; use a protocol "
+                        "without them, other shards, or data.missing_classes=allow (the model never learns them)")
+    if missing:
+        run.warn(f"split {data.train_split!r} of {data.shards} has no samples of {missing}: the model never learns "
+                 "them (data.missing_classes=allow)")
+    present = counts > 0
     weights = [1.0 / counts[y].item() if k else 0.0 for y, k in zip(labels, keep)] if data.balanced_sampling else None
-    class_weights = (counts.sum() / counts.float() / len(counts)).to(run.device) if data.class_weighted_loss else None
+    class_weights = None
+    if data.class_weighted_loss:  # N / (K n_k) over the K classes present (a mean sample weight of 1); absent: 0
+        inverse = counts.sum() / counts.clamp(min=1).float() / present.sum()
+        class_weights = torch.where(present, inverse, torch.zeros(num_classes)).to(run.device)
     return SamplingPlan(keep, weights, class_weights, counts, dropped)
 
 
 VAL_KEYS = ("accuracy", "mean_class_accuracy", "macro_f1")
 
 
+def selection_split(data: FTDataConfig) -> str:
+    """The split a training stage selects its best epoch on: validation, or test under the paper protocol."""
+    return data.test_split if data.protocol == "paper" else data.val_split
+
+
+def protocol_label(data: FTDataConfig) -> str:
+    return (f"paper protocol: best epoch selected on {data.test_split!r}, so its test numbers are optimistic"
+            if data.protocol == "paper" else f"held-out protocol: selected on {data.val_split!r}")
+
+
 def classifier_extra(img_size: int, metrics: dict, cfg, init_info: dict) -> dict:
     """The ``extra`` of a classifier checkpoint: its preprocessing (what ``load_classifier`` applies), validation
     numbers, training config and initialisation."""
     preprocess = {"img_size": img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    return {"preprocess": preprocess, "val": {k: metrics[k] for k in VAL_KEYS}, "train_config": to_dict(cfg),
-            **init_info}
+    return {"preprocess": preprocess, "val": {k: metrics[k] for k in VAL_KEYS}, "selected_on": selection_split(cfg.data),
+            "protocol": protocol_label(cfg.data), "train_config": to_dict(cfg), **init_info}
 
 
 def end_of_epoch(run: Run, progress: Progress, metrics: dict, select_metric: str, schedulers, save) -> None:
@@ -268,13 +302,11 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
         total_steps = min(total_steps, cfg.optim.max_steps)
     model, optimizer = acc.prepare(model, optimizer)
     progress = Progress()
-    acc.register_for_checkpointing(progress)
-    for scheduler in schedulers:
-        acc.register_for_checkpointing(scheduler)
+    state_objects = {"progress": progress, **{f"scheduler_{i}": s for i, s in enumerate(schedulers)}}
     resume = latest_state(cfg.run.out) if cfg.run.resume else None
     if resume is not None:
-        acc.load_state(str(resume))
-        run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
+        load_training_state(acc, resume, state_objects)
+        run.resumed(resume, progress.step, progress.epoch)
     run.info(f"{title}: {cfg.model.num_classes} classes, lr {optimizer.param_groups[0]['lr']:.3g}, "
              f"{sum(plan.keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch)")
 
@@ -287,11 +319,12 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
     loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
                                      start_batch=progress.step * cfg.run.grad_accum_steps,
-                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
+                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights,
+                                     max_bad=cfg.data.max_bad_samples)
     mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=cfg.aug.label_smoothing,
                   num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
     unwrapped = acc.unwrap_model(model)
-    val_index = split_index(cfg.data.shards, cfg.data.val_split)
+    val_index = split_index(cfg.data.shards, selection_split(cfg.data))
 
     def save(name: str, metrics: dict) -> None:
         if run.is_main:
@@ -319,15 +352,19 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
             lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
-            run.log({"loss": sum(window) / len(window), "lr": lr,
+            progress.loss = sum(window) / len(window)
+            run.log({"loss": progress.loss, "lr": lr,
                      "images_per_s": len(window) * images.shape[0] * acc.num_processes / (time.time() - t0)},
                     progress.step)
             window, t0 = [], time.time()
-        if progress.step % steps_per_epoch == 0 or progress.step == total_steps:
+        epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
+        if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
-            metrics = split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, val_index)
+            metrics = split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, selection_split(cfg.data),
+                                    val_index)
             end_of_epoch(run, progress, metrics, cfg.select_metric, schedulers, save)
-            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+        if epoch_end or progress.step % cfg.run.save_every == 0:
+            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
                                                      "excluded_train_samples": plan.dropped})

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 
-from ..config import to_dict
-from ..data.shards import indexed_train_loader, read_manifest, split_urls, train_stream
+from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
+from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
 from ..errors import UserError
 from ..eval.plots import image_grid, loss_curves
@@ -25,7 +25,7 @@ from ..models.convert import encoder_state
 from ..models.mae import ARCHS, MaskedAutoencoderViT
 from ..models.registry import build_model
 from ..models.vit import encoder_config
-from .checkpoint import latest_state, save_checkpoint, save_training_state
+from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from .runtime import Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, warmup_cosine, weight_decay_groups
 
@@ -33,36 +33,43 @@ from .schedule import effective_lr, warmup_cosine, weight_decay_groups
 @dataclass
 class MAEModelConfig:
     arch: str = "vit_tiny"
-    img_size: int = 224
-    patch_size: int = 16
-    mask_ratio: float = 0.75
+    img_size: PositiveInt = 224
+    patch_size: PositiveInt = 16
+    mask_ratio: Annotated[float, Range(0, 1, hi_open=True)] = 0.75
     norm_pix_loss: bool = True
+    # Weight of the visible patches in the loss: 0 is MAE's (masked patches only); PF-ViT's generator reproduces
+    # every patch, and a decoder never trained on visible ones starts it far from that (docs/decisions.md).
+    visible_loss_weight: NonNegativeFloat = 0.0
 
 
 @dataclass
 class MAEDataConfig:
     shards: str = "shards/synthetic"
     split: str = "train"
-    batch_size: int = 64
-    num_workers: int = 2
+    batch_size: PositiveInt = 64
+    num_workers: NonNegativeInt = 2
     # indexed: wids random access, exactly resumable, ranks on disjoint samples; stream: resampled webdataset
     # shards read sequentially (for data on slow or remote storage), resumed runs re-seeded.
     reader: Literal["indexed", "stream"] = "indexed"
-    shuffle_buffer: int = 1000
+    shuffle_buffer: PositiveInt = 1000
     crop_scale: tuple[float, float] = (0.2, 1.0)
+    # Re-hash the shards against their manifest first (sizes are always checked); how many unreadable samples the
+    # indexed reader may skip (each counted, with a warning) before the run stops.
+    verify: bool = False
+    max_bad_samples: NonNegativeInt = 10
 
 
 @dataclass
 class MAEOptimConfig:
-    blr: float = 1.5e-4
-    lr: Optional[float] = None  # absolute lr; overrides blr scaling when set
-    weight_decay: float = 0.05
+    blr: PositiveFloat = 1.5e-4
+    lr: Optional[PositiveFloat] = None  # absolute lr; overrides blr scaling when set
+    weight_decay: NonNegativeFloat = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
-    epochs: float = 300.0
-    warmup_epochs: float = 40.0
-    min_lr: float = 0.0
-    clip_grad: Optional[float] = None
-    max_steps: Optional[int] = None  # stop after this many optimizer steps (demo, tests)
+    epochs: PositiveFloat = 300.0
+    warmup_epochs: NonNegativeFloat = 40.0
+    min_lr: NonNegativeFloat = 0.0
+    clip_grad: Optional[PositiveFloat] = None
+    max_steps: Optional[PositiveInt] = None  # stop after this many optimizer steps (demo, tests)
 
 
 @dataclass
@@ -71,7 +78,7 @@ class MAEPretrainConfig:
     model: MAEModelConfig = field(default_factory=MAEModelConfig)
     data: MAEDataConfig = field(default_factory=MAEDataConfig)
     optim: MAEOptimConfig = field(default_factory=MAEOptimConfig)
-    vis_every: int = 500
+    vis_every: PositiveInt = 500
     compile: bool = False
 
 
@@ -81,7 +88,7 @@ def model_config(cfg: MAEModelConfig) -> dict:
     if cfg.img_size % cfg.patch_size:
         raise UserError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
     return {**ARCHS[cfg.arch], "img_size": cfg.img_size, "patch_size": cfg.patch_size,
-            "norm_pix_loss": cfg.norm_pix_loss}
+            "norm_pix_loss": cfg.norm_pix_loss, "visible_loss_weight": cfg.visible_loss_weight}
 
 
 def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path) -> None:
@@ -110,7 +117,8 @@ def make_loader(cfg: MAEPretrainConfig, transform, acc, urls, start_batch: int, 
     if cfg.data.reader == "indexed":
         loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.split, transform, cfg.data.batch_size,
                                          seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, num_workers=cfg.data.num_workers)
+                                         start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                         max_bad=cfg.data.max_bad_samples)
         return loader
     # The stream cannot skip what an interrupted run consumed; a resumed run re-seeds it with the position.
     return train_stream(urls, transform, cfg.data.batch_size, seed=cfg.run.seed + start_batch,
@@ -123,6 +131,7 @@ def train(cfg: MAEPretrainConfig) -> dict:
     acc = run.accelerator
     manifest = read_manifest(cfg.data.shards)
     urls = split_urls(cfg.data.shards, cfg.data.split)
+    check_shard_files(cfg.data.shards, cfg.data.split, rehash=cfg.data.verify)
     num_train = manifest["splits"][cfg.data.split]["count"]
 
     mcfg = model_config(cfg.model)
@@ -140,11 +149,11 @@ def train(cfg: MAEPretrainConfig) -> dict:
         model = torch.compile(model)
     model, optimizer = acc.prepare(model, optimizer)
     progress = Progress()
-    acc.register_for_checkpointing(progress)
+    state_objects = {"progress": progress}
     resume = latest_state(cfg.run.out) if cfg.run.resume else None
     if resume is not None:
-        acc.load_state(str(resume))
-        run.info(f"resumed from {resume} at step {progress.step}")
+        load_training_state(acc, resume, state_objects)
+        run.resumed(resume, progress.step)
     run.info(f"{cfg.model.arch} MAE: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
              f"{num_train} training faces, effective batch {eff_batch}, lr {base_lr:.3g}, "
              f"{total_steps} steps ({steps_per_epoch}/epoch)")
@@ -173,7 +182,8 @@ def train(cfg: MAEPretrainConfig) -> dict:
         bar.update(1)
         if progress.step % cfg.run.log_every == 0 or progress.step == total_steps:
             elapsed = time.time() - t_window
-            run.log({"loss": window_loss / window_n, "lr": lr,
+            progress.loss = window_loss / window_n
+            run.log({"loss": progress.loss, "lr": lr,
                      "images_per_s": window_n * imgs.shape[0] * acc.num_processes / max(elapsed, 1e-9)},
                     progress.step)
             run.info(f"step {progress.step}/{total_steps} loss {window_loss / window_n:.4f} lr {lr:.3g}")
@@ -186,9 +196,9 @@ def train(cfg: MAEPretrainConfig) -> dict:
                                      run.out / "reconstructions" / f"step_{progress.step:07d}.png")
             unwrapped.train()
         if progress.step % cfg.run.save_every == 0 and progress.step < total_steps:
-            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
-    save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+    save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     result = run.write_result(model, progress.step, {"samples": progress.samples})
     if run.is_main:
         mae = getattr(unwrapped, "_orig_mod", unwrapped)

