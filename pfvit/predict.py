@@ -26,7 +26,7 @@ from .config import PositiveFloat, PositiveInt, Range
 from .data.align import FaceAligner
 from .data.sources.folder import load_rgb
 from .errors import UserError
-from .inference import Classifier, load_classifier
+from .inference import Classifier, load_classifier, resolve_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -45,7 +45,7 @@ class PredictConfig:
     pokerface: Optional[str] = None  # a PF-ViT checkpoint: poker face of every face
     cam: bool = False
     cam_method: str = "gradcam++"
-    device: str = "cpu"
+    device: str = "auto"                 # auto: CUDA when there is one, else the CPU
     annotate: bool = True
 
 
@@ -155,14 +155,15 @@ class Predictor:
         if not cfg.checkpoint:
             raise UserError("checkpoint=PATH is required (any pfvit classifier checkpoint)")
         self.cfg = cfg
-        self.classifier: Classifier = load_classifier(cfg.checkpoint).to(cfg.device)
+        self.device = resolve_device(cfg.device)
+        self.classifier: Classifier = load_classifier(cfg.checkpoint).to(self.device)
         self.aligner = FaceAligner(size=self.classifier.img_size, keep="all", min_face=cfg.min_face,
-                                   device=cfg.device, detector=cfg.detector)
+                                   device=self.device, detector=cfg.detector)
         self.poker = None
         if cfg.pokerface:
             from .train.checkpoint import load_model
 
-            self.poker = load_model(cfg.pokerface, expected="pfvit").to(cfg.device).eval()
+            self.poker = load_model(cfg.pokerface, expected="pfvit").to(self.device).eval()
         self.out = Path(cfg.out)
 
     def faces(self, image: Image.Image, name: str) -> list[dict]:
@@ -190,7 +191,7 @@ class Predictor:
         from .data.transforms import denormalize, eval_transform
 
         size = self.poker.classifier.encoder.patch_embed.img_size[0]
-        x = torch.stack([eval_transform(size)(c) for c in crops]).to(self.cfg.device)
+        x = torch.stack([eval_transform(size)(c) for c in crops]).to(self.device)
         images = denormalize(self.poker.poker_face(x)).cpu()
         folder = self.out / "pokerfaces"
         folder.mkdir(parents=True, exist_ok=True)

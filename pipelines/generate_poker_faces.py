@@ -27,7 +27,7 @@ class GenerateConfig:
     out: str = "runs/pfvit/poker_faces"
     limit: Optional[int] = 16
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when there is one, else the CPU
 
 
 @cli_entry

@@ -22,7 +22,7 @@ from pfvit.errors import UserError, cli_entry
 def main(argv=None) -> int:
     from pfvit.data.align import FaceAligner
     from pfvit.eval.retrieval import FaceMemory, folder_faces, neighbour_sheet, query_faces, shard_faces
-    from pfvit.inference import load_classifier
+    from pfvit.inference import load_classifier, resolve_device
     from pfvit.predict import expand_inputs
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,8 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--aligned", action="store_true", help="query images are aligned faces (no detection)")
     p.add_argument("--out", help="query: output folder (default MEMORY/query)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one, else the CPU), cpu, cuda, cuda:N")
     args = p.parse_intermixed_args(argv)  # inputs may come after the options, as in the README
+    args.device = resolve_device(args.device)
     classifier = load_classifier(args.checkpoint).to(args.device)
     if args.action == "build":
         if (args.shards is None) == (args.folder is None):

@@ -303,9 +303,33 @@ def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
         (state / "objects.json").write_text(json.dumps({"progress": {"loss": loss}}))
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
     run.check_finite(torch.tensor(1.5), 121, ["k1"], "hint")
+    run.raise_if_not_finite()  # all finite: goes on
+    # Noted on the device with no host sync per step; the first bad step is named when the loop next logs or saves.
+    run.check_finite(torch.tensor(float("nan")), 122, ["k1", "k2"], "lower the lr")
+    run.check_finite(torch.tensor(0.9), 123, ["k3"], "hint")
+    run.check_finite(torch.tensor(float("inf")), 124, ["k4"], "hint")
     with pytest.raises(UserError, match=r"not finite at step 122 \(batch keys \['k1', 'k2'\]\); resume from "
                                         r".*step_0000080, saved before the loss rose.*optim.lr.*; lower the lr"):
-        run.check_finite(torch.tensor(float("nan")), 122, ["k1", "k2"], "lower the lr")
+        run.raise_if_not_finite()
+    run.check_finite(torch.tensor(0.9), 125, ["k5"], "hint")
+    run.raise_if_not_finite()  # a check clears the notes it read
+
+
+def test_loss_window_averages_on_the_device_and_stops_on_a_non_finite_loss(tmp_path):
+    from pfvit.train.runtime import LossWindow, Run, RunConfig
+
+    run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
+    window = LossWindow(run)
+    for step, (a, b) in enumerate(((1.0, 4.0), (2.0, 6.0), (3.0, 8.0))):
+        run.check_finite(torch.tensor(a), step, [], "hint")
+        window.add({"total": torch.tensor(a), "dis": torch.tensor(b)}, images=16)
+    values = window.read()
+    assert values["total"] == pytest.approx(2.0) and values["dis"] == pytest.approx(6.0)
+    assert values["images_per_s"] > 0
+    run.check_finite(torch.tensor(float("nan")), 3, ["bad"], "lower optim.lr")
+    window.add({"total": torch.tensor(float("nan"))}, images=16)
+    with pytest.raises(UserError, match=r"not finite at step 3 \(batch keys \['bad'\]\).*lower optim.lr"):
+        window.read()
 
 
 def test_sam_skips_its_perturbation_when_the_gradient_is_not_finite(tmp_path):

@@ -374,6 +374,7 @@ def train_stream(urls: Sequence[str], transform: Callable[[dict], Any], batch_si
                  collate: Callable | None = None):
     """An endless training stream over ``urls``: shards resampled with replacement, split by node and worker,
     shuffled in a buffer, decoded and transformed in the workers, cut into epochs of ``batches_per_epoch``."""
+    import torch
     import webdataset as wds
     from torch.utils.data import default_collate
 
@@ -384,7 +385,7 @@ def train_stream(urls: Sequence[str], transform: Callable[[dict], Any], batch_si
                .map(lambda s: transform(_decode_sample(s)))
                .batched(batch_size, collation_fn=collate or default_collate, partial=False))
     loader = wds.WebLoader(dataset, batch_size=None, num_workers=num_workers,
-                           persistent_workers=num_workers > 0)
+                           persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
     return loader.with_epoch(batches_per_epoch)
 
 
@@ -558,8 +559,10 @@ def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[
     sampler = EpochBatchSampler(dataset.shard_sizes, batch_size, seed=seed, rank=rank, world=world,
                                 start_batch=start_batch, keep=keep, weights=weights)
     # A private generator: creating the loader must not draw from the global RNG (it would shift masking noise).
+    # Pinned host memory when a GPU will take the batches: the copy to it can then overlap the step.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=SkipUnreadable(collate),
-                        persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+                        persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed),
+                        pin_memory=torch.cuda.is_available())
     return loader, sampler
 
 

@@ -169,14 +169,16 @@ def _image_files(path: Path) -> list[Path]:
 @torch.no_grad()
 def generate_poker_faces(checkpoint: str | Path, out: str | Path, *, shards: str | None = None,
                          split: str = "test", images: str | None = None, limit: int | None = None,
-                         batch_size: int = 32, device: str = "cpu") -> dict:
+                         batch_size: int = 32, device: str = "auto") -> dict:
     """Poker faces of shard samples or of pre-aligned face images → ``out/<name>_poker.png`` and ``out/sheet.png``
     (input | poker face | reconstruction). Unreadable files are listed in ``out/skipped.json`` with the reason."""
     from ..data.sources.folder import load_rgb
+    from ..inference import resolve_device
     from ..train.checkpoint import load_model
 
     if (shards is None) == (images is None):
         raise UserError("give exactly one input: shards=DIR (with split=…) or images=FILE_OR_FOLDER")
+    device = resolve_device(device)
     model = load_model(checkpoint, expected="pfvit").to(device)
     size = model.classifier.encoder.patch_embed.img_size[0]
     transform = eval_transform(size)

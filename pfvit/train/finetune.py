@@ -15,7 +15,6 @@ classifier checkpoints that :func:`pfvit.inference.load_classifier` and ``evalua
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
@@ -37,7 +36,7 @@ from ..models.convert import encoder_state, load_into, read_pretrained
 from ..models.mae import ARCHS
 from ..models.registry import build_model
 from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
-from .runtime import Progress, Run, RunConfig, read_metrics
+from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, layer_decay_groups, warmup_cosine
 
 # Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
@@ -333,7 +332,7 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
                             extra=classifier_extra(cfg.model.img_size, metrics, cfg, init_info))
 
     model.train()
-    window, t0 = [], time.time()
+    window = LossWindow(run)
     bar = run.progress(total=total_steps, initial=progress.step, desc=title)
     for images, target in loader:
         if progress.step >= total_steps:
@@ -345,19 +344,19 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
         loss = run.train_step(model, optimizer, lambda: loss_fn(model, images, target), lr=step_lr,
                               clip_grad=cfg.optim.clip_grad, step=progress.step, sam_rho=sam_rho,
                               hint="lower optim.lr or set optim.clip_grad")
-        window.append(loss.item())
+        window.add({"loss": loss}, images.shape[0])
         if not acc.sync_gradients:
             continue
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
             lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
-            progress.loss = sum(window) / len(window)
-            run.log({"loss": progress.loss, "lr": lr,
-                     "images_per_s": len(window) * images.shape[0] * acc.num_processes / (time.time() - t0)},
-                    progress.step)
-            window, t0 = [], time.time()
+            values = window.read()
+            progress.loss = values["loss"]
+            run.log({**values, "lr": lr}, progress.step)
         epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
+        if epoch_end or progress.step % cfg.run.save_every == 0:
+            run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
             metrics = split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, selection_split(cfg.data),

@@ -10,7 +10,6 @@ is not finite. Outputs: ``OUT/checkpoint`` (full MAE), ``OUT/encoder`` (timm lay
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
@@ -26,7 +25,7 @@ from ..models.mae import ARCHS, MaskedAutoencoderViT
 from ..models.registry import build_model
 from ..models.vit import encoder_config
 from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
-from .runtime import Progress, Run, RunConfig, read_metrics
+from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import effective_lr, warmup_cosine, weight_decay_groups
 
 
@@ -106,10 +105,10 @@ def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_r
 
 
 def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, lr: float,
-                   clip_grad: float | None, step: int, keys=()) -> float:
-    """One MAE micro-batch through :meth:`Run.train_step`. Returns the loss."""
+                   clip_grad: float | None, step: int, keys=()) -> torch.Tensor:
+    """One MAE micro-batch through :meth:`Run.train_step`. Returns the loss, detached, on the device."""
     return run.train_step(model, optimizer, lambda: model(imgs, mask_ratio)[0], lr=lr, clip_grad=clip_grad,
-                          step=step, keys=keys, hint="lower optim.blr or set optim.clip_grad").item()
+                          step=step, keys=keys, hint="lower optim.blr or set optim.clip_grad")
 
 
 def make_loader(cfg: MAEPretrainConfig, transform, acc, urls, start_batch: int, num_batches: int):
@@ -164,7 +163,7 @@ def train(cfg: MAEPretrainConfig) -> dict:
                          num_batches=(total_steps - progress.step) * cfg.run.grad_accum_steps)
     unwrapped = acc.unwrap_model(model)
     model.train()
-    window_loss, window_n, t_window = 0.0, 0, time.time()
+    window = LossWindow(run)
     bar = run.progress(total=total_steps, initial=progress.step, desc="mae")
     for imgs, keys in loader:
         if progress.step >= total_steps:
@@ -173,21 +172,17 @@ def train(cfg: MAEPretrainConfig) -> dict:
         lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
         loss = mae_train_step(run, model, optimizer, imgs, cfg.model.mask_ratio, lr, cfg.optim.clip_grad,
                               progress.step, keys)
-        window_loss += loss
-        window_n += 1
+        window.add({"loss": loss}, imgs.shape[0])
         progress.samples += imgs.shape[0] * acc.num_processes
         if not acc.sync_gradients:
             continue
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0 or progress.step == total_steps:
-            elapsed = time.time() - t_window
-            progress.loss = window_loss / window_n
-            run.log({"loss": progress.loss, "lr": lr,
-                     "images_per_s": window_n * imgs.shape[0] * acc.num_processes / max(elapsed, 1e-9)},
-                    progress.step)
-            run.info(f"step {progress.step}/{total_steps} loss {window_loss / window_n:.4f} lr {lr:.3g}")
-            window_loss, window_n, t_window = 0.0, 0, time.time()
+            values = window.read()
+            progress.loss = values["loss"]
+            run.log({**values, "lr": lr}, progress.step)
+            run.info(f"step {progress.step}/{total_steps} loss {progress.loss:.4f} lr {lr:.3g}")
         if run.is_main and (progress.step % cfg.vis_every == 0 or progress.step == total_steps):
             unwrapped.eval()
             # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.
@@ -196,8 +191,10 @@ def train(cfg: MAEPretrainConfig) -> dict:
                                      run.out / "reconstructions" / f"step_{progress.step:07d}.png")
             unwrapped.train()
         if progress.step % cfg.run.save_every == 0 and progress.step < total_steps:
+            run.raise_if_not_finite()
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
+    run.raise_if_not_finite()
     save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     result = run.write_result(model, progress.step, {"samples": progress.samples})
     if run.is_main:

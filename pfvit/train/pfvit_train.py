@@ -44,7 +44,7 @@ from ..models.registry import build_model
 from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from .finetune import (AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, selection_split,
                        train_transform)
-from .runtime import Progress, Run, RunConfig, read_metrics
+from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import warmup_cosine
 
 
@@ -199,8 +199,9 @@ def discriminator_loss(disc: nn.Module, x: torch.Tensor, out: dict, y: torch.Ten
 
 
 def pfvit_train_step(run: Run, model, disc, fr, g_opt, d_opt, x, y, cfg: PFViTConfig, step: int,
-                     class_weights=None, keys=()) -> dict[str, float]:
-    """One micro-batch: the generator step, then the discriminator step (see the module docstring)."""
+                     class_weights=None, keys=()) -> dict[str, torch.Tensor]:
+    """One micro-batch: the generator step, then the discriminator step (see the module docstring). Returns the
+    losses, detached, on the device."""
     acc = run.accelerator
     k = cfg.model.num_classes
     hint = "lower optim.lr / optim.d_lr or set optim.clip_grad"
@@ -222,9 +223,7 @@ def pfvit_train_step(run: Run, model, disc, fr, g_opt, d_opt, x, y, cfg: PFViTCo
             acc.clip_grad_norm_(disc.parameters(), cfg.optim.clip_grad)
         d_opt.step()
         d_opt.zero_grad(set_to_none=True)
-    record = {name: value.item() for name, value in losses.items()}
-    record["dis"] = d_loss.item()
-    return record
+    return {**{name: value.detach() for name, value in losses.items()}, "dis": d_loss.detach()}
 
 
 def initialise(model: PokerFaceViT, disc: Discriminator, path: str | None, run: Run,
@@ -258,9 +257,11 @@ def warm_up_discriminator(run: Run, disc: nn.Module, d_opt, cfg: PFViTConfig, pl
         acc.backward(loss)
         d_opt.step()
         d_opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(loss.detach())
         if step >= steps:
             break
+    run.raise_if_not_finite()
+    losses = torch.stack(losses).tolist()
     run.info(f"D warmed up on real faces: {step} steps in {time.time() - t0:.0f} s, L_dis "
              f"{sum(losses[:10]) / len(losses[:10]):.3f} → {sum(losses[-10:]) / len(losses[-10:]):.3f}")
 
@@ -388,8 +389,7 @@ def train(cfg: PFViTConfig) -> dict:
 
     model.train()
     disc.train()
-    window: dict[str, list[float]] = {}
-    t0 = time.time()
+    window = LossWindow(run)
     bar = run.progress(total=total_steps, initial=progress.step, desc="pfvit")
     for images, labels in loader:
         if progress.step >= total_steps:
@@ -398,21 +398,20 @@ def train(cfg: PFViTConfig) -> dict:
         set_lr(progress.step)
         record = pfvit_train_step(run, model, disc, fr, g_opt, d_opt, images, labels, cfg, progress.step,
                                   plan.class_weights)
-        for name, value in record.items():
-            window.setdefault(name, []).append(value)
+        window.add(record, images.shape[0])
         if not acc.sync_gradients:
             continue
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
-            n = len(window["total"])
-            progress.loss = sum(window["total"]) / len(window["total"])
-            run.log({**{k: sum(v) / len(v) for k, v in window.items()}, "lr": g_opt.param_groups[0]["lr"],
-                     "images_per_s": n * images.shape[0] * acc.num_processes / (time.time() - t0)}, progress.step)
-            window, t0 = {}, time.time()
+            values = window.read()
+            progress.loss = values["total"]
+            run.log({**values, "lr": g_opt.param_groups[0]["lr"]}, progress.step)
         if progress.step % cfg.vis_every == 0:
             visualise()
         epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
+        if epoch_end or progress.step % cfg.run.save_every == 0:
+            run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
             metrics = split_metrics(run, unwrapped.classifier, names, cfg.model.img_size, cfg.data,

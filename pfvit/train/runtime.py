@@ -145,6 +145,8 @@ class Run:
                 if fh.read(1) != b"\n":
                     fh.write(b"\n")
         self._t0 = time.time()
+        self._first_bad: torch.Tensor | None = None  # the first step with a non-finite loss (-1: none), on device
+        self._noted: dict[int, tuple[list, str]] = {}  # step → (batch keys, hint) since the last check
         self.info(f"{stage}: {self.accelerator.num_processes} process(es), device {self.accelerator.device}, "
                   f"mixed precision {self.accelerator.mixed_precision}, output {self.out}")
 
@@ -197,21 +199,38 @@ class Run:
         return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, dynamic_ncols=True)
 
     def check_finite(self, loss: torch.Tensor, step: int, keys, hint: str) -> None:
-        """Stop every process with one clear message when any process's loss is NaN or infinite, naming the state
-        to resume from: the newest one saved before the loss rose."""
-        bad = self.accelerator.reduce((~torch.isfinite(loss.detach())).float().reshape(1), "sum")
-        if bad.item() > 0:
-            state = state_before_divergence(self.out)
-            where = (f"resume from {state}, saved before the loss rose: delete the newer state folders next to it "
-                     "and rerun with a lower learning rate (a resumed run may change optim.lr and optim.clip_grad)"
-                     if state is not None else "no state was saved before it; start over with a lower learning rate")
-            raise UserError(f"loss is not finite at step {step} (batch keys {list(keys)[:4]}); {where}; {hint}")
+        """Note, on the device, whether ``loss`` is NaN or infinite: no host sync per step (a ``.item()`` per step
+        would stall a GPU's queue). :meth:`raise_if_not_finite` reads the note."""
+        bad = ~torch.isfinite(loss.detach()).all()
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        self._first_bad = torch.where(bad & (self._first_bad < 0), step, self._first_bad)
+        self._noted.setdefault(step, (list(keys)[:4], hint))
+
+    def raise_if_not_finite(self) -> None:
+        """Stop every process with one clear message when any process's loss was not finite at a step noted since
+        the last call, naming the first such step and the state to resume from: the newest one saved before the
+        loss rose. A collective: the loops call it on every process before they log, evaluate or save."""
+        if self._first_bad is None:
+            return
+        firsts = self.accelerator.gather(self._first_bad.reshape(1).to(self.device)).tolist()
+        noted, self._first_bad, self._noted = self._noted, None, {}
+        bad = [s for s in firsts if s >= 0]
+        if not bad:
+            return
+        step = min(bad)
+        keys, hint = noted.get(step, ([], "lower the learning rate"))
+        state = state_before_divergence(self.out)
+        where = (f"resume from {state}, saved before the loss rose: delete the newer state folders next to it "
+                 "and rerun with a lower learning rate (a resumed run may change optim.lr and optim.clip_grad)"
+                 if state is not None else "no state was saved before it; start over with a lower learning rate")
+        raise UserError(f"loss is not finite at step {step} (batch keys {keys}); {where}; {hint}")
 
     def train_step(self, model, optimizer, compute_loss, *, lr: float | None, clip_grad: float | None, step: int,
                    keys=(), hint: str = "lower the learning rate or set optim.clip_grad",
                    sam_rho: float | None = None) -> torch.Tensor:
         """One micro-batch under ``accumulate``: the loss (``compute_loss()``) under the launcher's precision, a
-        finite-loss check on every process, backward, and — when accumulation is complete — clipping, the lr
+        finite-loss note (checked by :meth:`raise_if_not_finite`), backward, and — when accumulation is complete — clipping, the lr
         (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step.
 
         ``sam_rho``: sharpness-aware minimisation (Foret et al. 2021) — after the first backward the weights move
@@ -258,6 +277,7 @@ class Run:
     def write_result(self, model: torch.nn.Module, step: int, extra: dict | None = None) -> dict:
         """Gather every process's step and a weight checksum into ``OUT/result.json``: a run whose processes
         disagree (a DDP misconfiguration) is visible there and stops with an error."""
+        self.raise_if_not_finite()
         checksum = sum(p.detach().double().abs().sum() for p in model.parameters()).reshape(1)
         steps = self.accelerator.gather(torch.tensor([step], device=self.device)).tolist()
         sums = self.accelerator.gather(checksum.to(self.device)).tolist()
@@ -274,6 +294,38 @@ class Run:
     def finish(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+
+class LossWindow:
+    """The training losses of one logging window, summed on the device and read once per ``run.log_every`` steps:
+    means over the window's micro-batches and over every process in one reduction and one host sync, with the
+    images/s of all processes."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.micro_batches, self.images, self.start = 0, 0, time.time()
+
+    def add(self, losses: dict[str, torch.Tensor], images: int) -> None:
+        for name, value in losses.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.micro_batches += 1
+        self.images += images
+
+    def read(self) -> dict[str, float]:
+        """The window's means (after the finite-loss check), and a new window. A collective, like the check."""
+        self.run.raise_if_not_finite()
+        acc = self.run.accelerator
+        names = list(self.sums)
+        means = acc.reduce(torch.stack([self.sums[n] for n in names]) / max(self.micro_batches, 1), "mean")
+        values = dict(zip(names, means.tolist()))
+        values["images_per_s"] = self.images * acc.num_processes / max(time.time() - self.start, 1e-9)
+        self._reset()
+        return values
 
 
 def state_before_divergence(out: Path) -> Path | None:
