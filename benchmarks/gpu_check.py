@@ -155,7 +155,7 @@ class Check:
     def run(self):
         """One accelerate Run for every step measurement (its state is per process): bf16 autocast."""
         if self._run is None:
-            from pfvit.train.runtime import Run, RunConfig
+            from pfvit.runtime import Run, RunConfig
 
             cfg = RunConfig(out=str(self.out / "steps"), mixed_precision="bf16", log_every=10 ** 6)
             self._run = Run(cfg, cfg, "gpu_check")
@@ -250,7 +250,8 @@ class Check:
         from pfvit.config import load_config
         from pfvit.models.facerec import build_face_embedder
         from pfvit.models.mae import ARCHS
-        from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, pfvit_config
+        from pfvit.models.mae import arch_config
+        from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part
         from pfvit.models.vit import build_vit
         from pfvit.train.pfvit_train import PFViTConfig, pfvit_train_step
         from pfvit.train.poster_train import PosterModelConfig, build_poster_model
@@ -287,7 +288,7 @@ class Check:
                           [f"run.out={self.out / 'pfvit'}", f"model.arch={s.arch}", f"model.img_size={s.img_size}",
                            f"model.patch_size={s.patch_size}", f"model.num_classes={k}", "model.init=null"])
         for fr_name in ("inception_resnet_v1", "sface"):
-            config = pfvit_config(s.arch, img_size=s.img_size, patch_size=s.patch_size, num_classes=k)
+            config = arch_config(s.arch, img_size=s.img_size, patch_size=s.patch_size, num_classes=k)
             model, disc = PokerFaceViT(**config), Discriminator(**discriminator_part(config))
             g_opt = torch.optim.Adam(model.parameters(), 2e-5)
             d_opt = torch.optim.Adam(disc.parameters(), 1e-4, betas=(0.5, 0.999))
@@ -398,11 +399,11 @@ def random_checkpoints(folder: Path, scale: Scale) -> tuple[Path, Path]:
     do not depend on trained weights)."""
     from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from pfvit.labels import class_names
-    from pfvit.models.pfvit import pfvit_config
+    from pfvit.models.mae import arch_config
     from pfvit.models.registry import build_model
-    from pfvit.train.checkpoint import save_checkpoint
+    from pfvit.checkpoint import save_checkpoint
 
-    config = pfvit_config(scale.arch, img_size=scale.img_size, patch_size=scale.patch_size, num_classes=8)
+    config = arch_config(scale.arch, img_size=scale.img_size, patch_size=scale.patch_size, num_classes=8)
     vit = {k: config[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "num_classes")}
     preprocess = {"preprocess": {"img_size": scale.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}}
     paths = []

@@ -16,7 +16,7 @@ from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pfvit.inference import load_classifier
 from pfvit.models.mae import ARCHS
 from pfvit.models.vit import build_vit
-from pfvit.train.checkpoint import save_checkpoint
+from pfvit.checkpoint import save_checkpoint
 from pfvit.labels import class_names
 
 

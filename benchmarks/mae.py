@@ -19,7 +19,7 @@ from pfvit.data.shards import write_shards
 from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.models.mae import ARCHS, MaskedAutoencoderViT
 from pfvit.train.mae_pretrain import mae_train_step
-from pfvit.train.runtime import Run, RunConfig
+from pfvit.runtime import Run, RunConfig
 from pfvit.train.schedule import weight_decay_groups
 
 

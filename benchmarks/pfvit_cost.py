@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from common import rate, report
 from pfvit.models.facerec import build_face_embedder
-from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, pfvit_config
+from pfvit.models.mae import arch_config
+from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part
 from pfvit.models.vit import build_vit
 from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, frozen, generator_losses
 
@@ -28,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     k, b = 8, args.batch
-    config = pfvit_config(args.arch, img_size=args.size, patch_size=16, num_classes=k)
+    config = arch_config(args.arch, img_size=args.size, patch_size=16, num_classes=k)
     model, disc = PokerFaceViT(**config), Discriminator(**discriminator_part(config))
     vit = build_vit(img_size=args.size, patch_size=16, embed_dim=config["embed_dim"], depth=config["depth"],
                     num_heads=config["num_heads"], num_classes=k)

@@ -1,8 +1,8 @@
 """Checkpoints: safetensors weights + JSON metadata in one folder, written atomically.
 
 A checkpoint folder holds ``model.safetensors`` and ``meta.json`` (model name and config, label names, step,
-versions, git commit, data manifest hash). :func:`load_model` rebuilds the model from the metadata alone, so
-loading never needs the config that trained it. Folders are written under a temporary name and renamed into
+versions, git commit, data manifest hash). :func:`pfvit.models.registry.load_model` rebuilds the model from the
+metadata alone, so loading never needs the config that trained it. Folders are written under a temporary name and renamed into
 place, so a run killed mid-write never leaves a half-written checkpoint where a reader looks.
 
 Resume state (optimizer, scheduler, RNG, progress) is accelerate's ``save_state`` into
@@ -26,9 +26,8 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
-from ..errors import CheckpointError, UserError, os_error_line
-from ..models.registry import build_model
+from . import __version__
+from .errors import CheckpointError, UserError, os_error_line
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -160,20 +159,6 @@ def load_weights_into(model: nn.Module, directory: str | Path, *, what: str) -> 
                          f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)})")
         raise CheckpointError(f"{path} does not fit {what}: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
-
-
-def load_model(directory: str | Path, expected: str | tuple[str, ...] | None = None) -> nn.Module:
-    """Rebuild a model from a checkpoint folder alone. ``expected`` restricts the accepted model names."""
-    meta = read_meta(directory)
-    name = meta["model"]
-    if expected is not None:
-        allowed = (expected,) if isinstance(expected, str) else tuple(expected)
-        if name not in allowed:
-            raise CheckpointError(f"{directory} holds a {name!r} model, but this needs {' or '.join(map(repr, allowed))}")
-    model = build_model(name, meta["config"])
-    load_weights_into(model, directory, what=f"model {name!r} built from its {META}")
-    model.eval()
-    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .models.pfvit import PokerFaceViT, classifier_part
-from .train.checkpoint import load_model, read_meta, save_checkpoint
+from .checkpoint import read_meta, save_checkpoint
+from .models.registry import load_model
 
 
 def export_classifier(checkpoint: str | Path, out: str | Path) -> Path:

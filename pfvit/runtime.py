@@ -21,9 +21,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
-from ..config import NonNegativeInt, PositiveInt, changed_keys, read_yaml, save_config, to_dict
-from ..errors import UserError
-from .checkpoint import latest_state
+from .checkpoint import OBJECTS, latest_state, list_states
+from .config import NonNegativeInt, PositiveInt, changed_keys, read_yaml, save_config, to_dict
+from .errors import UserError
 
 log = logging.getLogger("pfvit")
 
@@ -331,8 +331,6 @@ class LossWindow:
 def state_before_divergence(out: Path) -> Path | None:
     """The newest kept state whose recorded training loss is within 1.5× of the lowest kept one: a state saved
     while the loss was already climbing holds weights that diverge again."""
-    from .checkpoint import OBJECTS, list_states
-
     losses = []
     for _, path in list_states(out):
         try:

@@ -72,7 +72,7 @@ def assert_kill_resume_identical(args: list[str], tmp_path: Path, state_step: in
     import signal
     import time
 
-    from pfvit.train.runtime import read_metrics
+    from pfvit.runtime import read_metrics
 
     unbroken = run_script(args + [f"run.out={tmp_path / 'a'}"])
     assert unbroken.returncode == 0, unbroken.stderr[-2000:]
@@ -108,7 +108,7 @@ def classifier_checkpoint(path: Path, num_classes: int = 8, img_size: int = 32, 
     from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
     from pfvit.labels import class_names
     from pfvit.models.registry import build_model
-    from pfvit.train.checkpoint import save_checkpoint
+    from pfvit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     config = {**SMALL_VIT, "img_size": img_size, "num_classes": num_classes}

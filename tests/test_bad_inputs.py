@@ -295,7 +295,7 @@ def test_a_truncated_model_init_is_one_line_in_fine_tune_and_poster(small_shards
 # ---- wrong or misleading messages ---------------------------------------------------------------------------------
 
 def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
-    from pfvit.train.runtime import Run, RunConfig
+    from pfvit.runtime import Run, RunConfig
 
     for step, loss in ((40, 0.8), (80, 0.7), (120, 5.0)):
         state = tmp_path / "state" / f"step_{step:07d}"
@@ -316,7 +316,7 @@ def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
 
 
 def test_loss_window_averages_on_the_device_and_stops_on_a_non_finite_loss(tmp_path):
-    from pfvit.train.runtime import LossWindow, Run, RunConfig
+    from pfvit.runtime import LossWindow, Run, RunConfig
 
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
     window = LossWindow(run)
@@ -333,7 +333,7 @@ def test_loss_window_averages_on_the_device_and_stops_on_a_non_finite_loss(tmp_p
 
 
 def test_sam_skips_its_perturbation_when_the_gradient_is_not_finite(tmp_path):
-    from pfvit.train.runtime import Run, RunConfig
+    from pfvit.runtime import Run, RunConfig
 
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
     model = torch.nn.Linear(3, 1)
@@ -379,11 +379,11 @@ def test_the_readme_ckplus_fine_tune_runs_as_written(shared_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ft = command("accelerate launch pipelines/finetune_vit.py --config configs/finetune_vit/paper.yaml")
     mae = tmp_path / "mae"
-    from pfvit.models.mae import mae_config
+    from pfvit.models.mae import arch_config
     from pfvit.models.registry import build_model
-    from pfvit.train.checkpoint import save_checkpoint
+    from pfvit.checkpoint import save_checkpoint
 
-    config = mae_config("vit_tiny", img_size=32, patch_size=16)
+    config = arch_config("vit_tiny", img_size=32, patch_size=16)
     save_checkpoint(mae, build_model("mae", config), name="mae", config=config)
     ft = [a for a in ft[2:] if not a.startswith(("model.init=", "model.arch=", "run.out=", "data.shards="))]
     code, err, out = run_main(ft[0], [*ft[1:], f"data.shards={tmp_path / 'ck'}", f"model.init={mae}",

@@ -6,8 +6,8 @@ import torch
 
 from pfvit.errors import CheckpointError
 from pfvit.models.mae import MaskedAutoencoderViT
-from pfvit.train.checkpoint import (META, WEIGHTS, list_states, load_model, read_meta, save_checkpoint,
-                                    state_dir)
+from pfvit.checkpoint import META, WEIGHTS, list_states, read_meta, save_checkpoint, state_dir
+from pfvit.models.registry import load_model
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=16, decoder_depth=1,
             decoder_num_heads=2)
@@ -73,7 +73,7 @@ def test_a_run_folder_resumes_only_under_its_own_config(tmp_path):
     """Changing how long a run trains or where it logs may resume; a changed model, recipe or data set may not (it
     would continue from the old run's weights and step); keys another pfvit version added or dropped do not count."""
     from pfvit.errors import UserError
-    from pfvit.train.runtime import check_resumable
+    from pfvit.runtime import check_resumable
 
     saved = {"run": {"out": "a", "log_every": 10}, "model": {"arch": "vit_tiny", "img_size": 64},
              "optim": {"lr": 1e-3, "epochs": 4, "weight_decay": 0.05}, "vis_every": 100}

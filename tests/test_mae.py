@@ -136,7 +136,7 @@ def test_pickled_checkpoint_is_refused_with_a_message(tmp_path):
 
 def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
     from conftest import PYTHON, run_script
-    from pfvit.train.checkpoint import load_model
+    from pfvit.models.registry import load_model
 
     torch.manual_seed(1)
     official = MaskedAutoencoderViT(**ARCHS["vit_tiny"])

@@ -10,8 +10,8 @@ import torch
 from pfvit.errors import CheckpointError, UserError
 from pfvit.labels import NEUTRAL, class_names
 from pfvit.models import pfvit_losses as L
-from pfvit.models.mae import MaskedAutoencoderViT, mae_config
-from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae, pfvit_config
+from pfvit.models.mae import MaskedAutoencoderViT, arch_config
+from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae
 from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, generator_losses
 from conftest import PYTHON, assert_kill_resume_identical, run_script
 
@@ -24,7 +24,7 @@ def tiny(seed=0):
     return PokerFaceViT(**TINY), Discriminator(**discriminator_part(TINY))
 
 
-@pytest.mark.parametrize("config", [TINY, pfvit_config("vit_tiny", img_size=64, patch_size=16, num_classes=7)])
+@pytest.mark.parametrize("config", [TINY, arch_config("vit_tiny", img_size=64, patch_size=16, num_classes=7)])
 def test_shapes(config):
     model, disc = PokerFaceViT(**config).eval(), Discriminator(**discriminator_part(config))
     size, k = config["img_size"], config["num_classes"]
@@ -182,8 +182,8 @@ def test_fr_weights_of_another_model_are_refused(tmp_path):
 
 def test_init_from_mae_fills_encoder_generator_and_discriminator():
     torch.manual_seed(1)
-    mae = MaskedAutoencoderViT(**mae_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2))
-    config = pfvit_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2, num_classes=7)
+    mae = MaskedAutoencoderViT(**arch_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2))
+    config = arch_config("vit_tiny", img_size=32, patch_size=8, depth=2, decoder_depth=2, num_classes=7)
     model, disc = PokerFaceViT(**config), Discriminator(**discriminator_part(config))
     # C: timm's N(0, 0.02) from scratch, MAE's 2e-5 (or model.head_init_std) over the loaded encoder.
     assert model.classifier.head.weight.std().item() == pytest.approx(0.02, rel=0.25)
@@ -225,8 +225,8 @@ def test_expression_region_psnr_matches_a_hand_computation():
 
 def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     from pfvit.inference import load_classifier
-    from pfvit.train.checkpoint import load_model
-    from pfvit.train.runtime import read_metrics
+    from pfvit.models.registry import load_model
+    from pfvit.runtime import read_metrics
 
     # 48 training faces seen ~23 times each: the losses must fall on the faces trained on (the loop works); whether
     # the classifier generalises is the fine-tune stage's question, not this one's.
@@ -296,7 +296,7 @@ def test_poker_faces_of_real_face_files_with_a_broken_one(shared_data, tmp_path)
     from PIL import Image
 
     from pfvit.eval.pokerface import generate_poker_faces
-    from pfvit.train.checkpoint import save_checkpoint
+    from pfvit.checkpoint import save_checkpoint
 
     model, _ = tiny()
     ckpt = save_checkpoint(tmp_path / "ckpt", model, name="pfvit", config=TINY, label_names=class_names(8))
@@ -345,7 +345,7 @@ def study_psnr(study_run) -> dict[str, tuple[float, float]]:
     from pfvit.data.transforms import denormalize, eval_transform
     from pfvit.models.convert import read_pretrained
     from pfvit.models.pfvit import fit_positional_copy
-    from pfvit.train.checkpoint import load_model
+    from pfvit.models.registry import load_model
     from pfvit.train.pfvit_train import PFViTConfig, model_config, training_tokens
 
     shards, base = study_run

@@ -200,7 +200,7 @@ def test_face_weights_load_with_counts_and_partial_files_are_errors(tmp_path):
 
 def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, tmp_path):
     from pfvit.models.pfvit import EmotionClassifier
-    from pfvit.train.checkpoint import save_checkpoint
+    from pfvit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     enc_cfg = dict(img_size=64, patch_size=16, embed_dim=192, depth=12, num_heads=3, num_classes=8)
@@ -231,7 +231,7 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
 
 def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(tmp_path):
     """SAM (Foret et al.): w ← w − lr·∇L(w + ρ·g/‖g‖), g = ∇L(w); ρ = 0 is a plain step."""
-    from pfvit.train.runtime import Run, RunConfig
+    from pfvit.runtime import Run, RunConfig
 
     torch.manual_seed(0)
     x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))

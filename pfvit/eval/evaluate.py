@@ -23,9 +23,10 @@ from ..errors import UserError
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..inference import Classifier, load_classifier
 from ..models.judges import JUDGE_NAME
-from ..train.checkpoint import load_model, read_meta
+from ..checkpoint import read_meta
+from ..models.registry import load_model
 from ..labels import outside_protocol
-from ..train.runtime import Run, RunConfig
+from ..runtime import Run, RunConfig
 from .metrics import classification_metrics, plot_confusion
 
 

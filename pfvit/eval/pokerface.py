@@ -29,7 +29,9 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from ..data.shards import EvalDataset
 from ..data.transforms import denormalize, eval_transform
 from ..errors import UserError
+from ..inference import resolve_device
 from ..labels import NEUTRAL
+from ..models.registry import load_model
 from .plots import image_grid
 from .reconstruction import masked_psnr
 
@@ -173,8 +175,6 @@ def generate_poker_faces(checkpoint: str | Path, out: str | Path, *, shards: str
     """Poker faces of shard samples or of pre-aligned face images → ``out/<name>_poker.png`` and ``out/sheet.png``
     (input | poker face | reconstruction). Unreadable files are listed in ``out/skipped.json`` with the reason."""
     from ..data.sources.folder import load_rgb
-    from ..inference import resolve_device
-    from ..train.checkpoint import load_model
 
     if (shards is None) == (images is None):
         raise UserError("give exactly one input: shards=DIR (with split=…) or images=FILE_OR_FOLDER")

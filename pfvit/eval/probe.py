@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from ..checkpoint import save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from ..errors import UserError
 from ..labels import class_names
@@ -125,8 +126,6 @@ def _split_tensors(shards: str, split: str, size: int, num_classes: int) -> tupl
 def train_judge(cfg: JudgeConfig) -> dict:
     """Train the CNN on the ``train`` split of ``cfg.shards`` and save it as a classifier checkpoint in
     ``cfg.out`` (inputs in [0, 1]: mean 0, std 1); its accuracy on the ``val`` split is stored with it."""
-    from ..train.checkpoint import save_checkpoint
-
     x_train, y_train = _split_tensors(cfg.shards, "train", cfg.img_size, cfg.num_classes)
     x_val, y_val = _split_tensors(cfg.shards, "val", cfg.img_size, cfg.num_classes)
     torch.manual_seed(cfg.seed)

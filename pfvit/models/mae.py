@@ -10,6 +10,7 @@ longer accepts, is not passed.
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -17,15 +18,19 @@ import torch.nn as nn
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
+from ..errors import ConfigError
 from .registry import register
 
-# Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1).
+# Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1). ``Arch``
+# is their names as a type, so that a config's ``model.arch`` is checked when it is parsed.
+Arch = Literal["vit_tiny", "vit_small", "vit_base"]
 ARCHS = {
     "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3, decoder_embed_dim=128, decoder_depth=8, decoder_num_heads=4),
     "vit_small": dict(embed_dim=384, depth=12, num_heads=6, decoder_embed_dim=256, decoder_depth=8, decoder_num_heads=8),
     "vit_base": dict(embed_dim=768, depth=12, num_heads=12, decoder_embed_dim=512, decoder_depth=8,
                      decoder_num_heads=16),
 }
+assert set(get_args(Arch)) == set(ARCHS)
 
 
 def sincos_pos_embed_2d(embed_dim: int, grid_hw: tuple[int, int], cls_token: bool = True) -> np.ndarray:
@@ -210,10 +215,11 @@ class MaskedAutoencoderViT(nn.Module):
         return self.unpatchify(pred)
 
 
-def mae_config(arch: str = "vit_tiny", **overrides) -> dict:
-    """The full constructor config of a named architecture, with overrides (e.g. img_size=112)."""
+def arch_config(arch: str = "vit_tiny", **overrides) -> dict:
+    """The sizes of a named architecture with overrides (e.g. img_size=112): the constructor config of ``mae``
+    and of ``pfvit``; the encoder's part sizes ``vit`` and POSTER's encoder backbone."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        raise ConfigError(f"model.arch={arch!r} is not one of {', '.join(ARCHS)}")
     return {**ARCHS[arch], **overrides}
 
 

@@ -23,7 +23,9 @@ import torch.nn as nn
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
-from .mae import ARCHS, sincos_pos_embed_2d
+from ..errors import CheckpointError
+from .convert import encoder_state
+from .mae import sincos_pos_embed_2d
 from .registry import register
 from .vit import build_vit
 
@@ -193,13 +195,6 @@ class Discriminator(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
-def pfvit_config(arch: str = "vit_tiny", **overrides) -> dict:
-    """The ``pfvit`` constructor config of a named architecture (Table 1 sizes), with overrides."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    return {**ARCHS[arch], **overrides}
-
-
 def classifier_part(config: dict) -> dict:
     """The ``pfvit_classifier`` config inside a ``pfvit`` config."""
     keys = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "num_classes", "se_reduction")
@@ -219,9 +214,6 @@ def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str,
     Every encoder and decoder tensor of the state must land: a partial match is an error (a wrong architecture or
     image size), not a silent random init.
     """
-    from ..errors import CheckpointError
-    from .convert import encoder_state
-
     def load(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> int:
         own = module.state_dict()
         bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]

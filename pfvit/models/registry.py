@@ -1,12 +1,14 @@
-"""Name → builder registry, so a checkpoint's JSON metadata alone rebuilds its model."""
+"""Name → builder registry, so a checkpoint's JSON metadata alone rebuilds its model (:func:`load_model`)."""
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
 
+from ..checkpoint import META, load_weights_into, read_meta
 from ..errors import CheckpointError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -43,3 +45,17 @@ def build_model(name: str, config: dict) -> nn.Module:
 def model_names() -> list[str]:
     _ensure_imported()
     return sorted(_BUILDERS)
+
+
+def load_model(directory: str | Path, expected: str | tuple[str, ...] | None = None) -> nn.Module:
+    """Rebuild a model from a checkpoint folder alone. ``expected`` restricts the accepted model names."""
+    meta = read_meta(directory)
+    name = meta["model"]
+    if expected is not None:
+        allowed = (expected,) if isinstance(expected, str) else tuple(expected)
+        if name not in allowed:
+            raise CheckpointError(f"{directory} holds a {name!r} model, but this needs {' or '.join(map(repr, allowed))}")
+    model = build_model(name, meta["config"])
+    load_weights_into(model, directory, what=f"model {name!r} built from its {META}")
+    model.eval()
+    return model

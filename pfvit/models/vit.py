@@ -25,6 +25,6 @@ def build_vit(img_size: int = 224, patch_size: int = 16, embed_dim: int = 192, d
                              norm_layer=partial(nn.LayerNorm, eps=1e-6))
 
 
-def encoder_config(mae_config: dict) -> dict:
+def encoder_config(config: dict) -> dict:
     """The ``build_vit`` config of a MAE's encoder (no head)."""
-    return {k: mae_config[k] for k in ENCODER_KEYS}
+    return {k: config[k] for k in ENCODER_KEYS}

@@ -33,11 +33,12 @@ from ..eval.evaluate import split_metrics
 from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
 from ..models.convert import encoder_state, load_into, read_pretrained
-from ..models.mae import ARCHS
+from ..models.mae import Arch, arch_config
 from ..models.registry import build_model
-from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
-from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
-from .schedule import effective_lr, layer_decay_groups, warmup_cosine
+from ..models.vit import encoder_config
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
+from .schedule import StepPlan, effective_lr, layer_decay_groups, warmup_cosine
 
 # Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
 HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
@@ -45,7 +46,7 @@ HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
 
 @dataclass
 class FTModelConfig:
-    arch: str = "vit_tiny"
+    arch: Arch = "vit_tiny"
     img_size: PositiveInt = 224
     patch_size: PositiveInt = 16
     num_classes: Literal[7, 8] = 7
@@ -139,13 +140,9 @@ class FinetuneConfig:
 
 
 def classifier_config(cfg: FTModelConfig) -> dict:
-    if cfg.arch not in ARCHS:
-        raise UserError(f"model.arch={cfg.arch!r} is not one of {', '.join(ARCHS)}")
     class_names(cfg.num_classes)
-    arch = ARCHS[cfg.arch]
-    return {"img_size": cfg.img_size, "patch_size": cfg.patch_size, "embed_dim": arch["embed_dim"],
-            "depth": arch["depth"], "num_heads": arch["num_heads"], "num_classes": cfg.num_classes,
-            "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
+    return {**encoder_config(arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size)),
+            "num_classes": cfg.num_classes, "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
 
 
 def init_from_pretrained(model: nn.Module, path: str | None, run: Run, head_init_std: float = 2e-5) -> dict:
@@ -294,11 +291,9 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
     """
     acc = run.accelerator
     names = class_names(cfg.model.num_classes)
-    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
-    steps_per_epoch = max(1, sum(plan.keep) // eff_batch)
-    total_steps = cfg.optim.epochs * steps_per_epoch
-    if cfg.optim.max_steps is not None:
-        total_steps = min(total_steps, cfg.optim.max_steps)
+    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps, acc.num_processes,
+                        cfg.optim.epochs, cfg.optim.max_steps)
+    steps_per_epoch, total_steps = steps.per_epoch, steps.total
     model, optimizer = acc.prepare(model, optimizer)
     progress = Progress()
     state_objects = {"progress": progress, **{f"scheduler_{i}": s for i, s in enumerate(schedulers)}}
@@ -317,7 +312,7 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
 
     loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                     start_batch=progress.step * cfg.run.grad_accum_steps,
+                                     start_batch=steps.first_micro_batch(progress.step),
                                      num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights,
                                      max_bad=cfg.data.max_bad_samples)
     mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=cfg.aug.label_smoothing,
@@ -354,7 +349,7 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
             values = window.read()
             progress.loss = values["loss"]
             run.log({**values, "lr": lr}, progress.step)
-        epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
+        epoch_end = steps.epoch_end(progress.step)
         if epoch_end or progress.step % cfg.run.save_every == 0:
             run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:

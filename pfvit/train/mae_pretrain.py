@@ -9,7 +9,6 @@ is not finite. Outputs: ``OUT/checkpoint`` (full MAE), ``OUT/encoder`` (timm lay
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
@@ -21,17 +20,17 @@ from ..data.transforms import denormalize, mae_train_transform
 from ..errors import UserError
 from ..eval.plots import image_grid, loss_curves
 from ..models.convert import encoder_state
-from ..models.mae import ARCHS, MaskedAutoencoderViT
+from ..models.mae import Arch, MaskedAutoencoderViT, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
-from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
-from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
-from .schedule import effective_lr, warmup_cosine, weight_decay_groups
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
+from .schedule import StepPlan, effective_lr, warmup_cosine, weight_decay_groups
 
 
 @dataclass
 class MAEModelConfig:
-    arch: str = "vit_tiny"
+    arch: Arch = "vit_tiny"
     img_size: PositiveInt = 224
     patch_size: PositiveInt = 16
     mask_ratio: Annotated[float, Range(0, 1, hi_open=True)] = 0.75
@@ -82,12 +81,10 @@ class MAEPretrainConfig:
 
 
 def model_config(cfg: MAEModelConfig) -> dict:
-    if cfg.arch not in ARCHS:
-        raise UserError(f"model.arch={cfg.arch!r} is not one of {', '.join(ARCHS)}")
     if cfg.img_size % cfg.patch_size:
         raise UserError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
-    return {**ARCHS[cfg.arch], "img_size": cfg.img_size, "patch_size": cfg.patch_size,
-            "norm_pix_loss": cfg.norm_pix_loss, "visible_loss_weight": cfg.visible_loss_weight}
+    return arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, norm_pix_loss=cfg.norm_pix_loss,
+                       visible_loss_weight=cfg.visible_loss_weight)
 
 
 def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path) -> None:
@@ -135,12 +132,10 @@ def train(cfg: MAEPretrainConfig) -> dict:
 
     mcfg = model_config(cfg.model)
     model = build_model("mae", mcfg)
-    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
+    steps = StepPlan.of(num_train, cfg.data.batch_size, cfg.run.grad_accum_steps, acc.num_processes,
+                        cfg.optim.epochs, cfg.optim.max_steps)
+    steps_per_epoch, total_steps, eff_batch = steps.per_epoch, steps.total, steps.effective_batch
     base_lr = cfg.optim.lr if cfg.optim.lr is not None else effective_lr(cfg.optim.blr, eff_batch)
-    steps_per_epoch = max(1, num_train // eff_batch)
-    total_steps = math.ceil(cfg.optim.epochs * steps_per_epoch)
-    if cfg.optim.max_steps is not None:
-        total_steps = min(total_steps, cfg.optim.max_steps)
     warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.optim.weight_decay), lr=base_lr,
                                   betas=cfg.optim.betas)
@@ -159,8 +154,8 @@ def train(cfg: MAEPretrainConfig) -> dict:
 
     transform = mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)
     loader = make_loader(cfg, lambda sample: (transform(sample["jpg"]), sample["__key__"]), acc, urls,
-                         start_batch=progress.step * cfg.run.grad_accum_steps,
-                         num_batches=(total_steps - progress.step) * cfg.run.grad_accum_steps)
+                         start_batch=steps.first_micro_batch(progress.step),
+                         num_batches=steps.first_micro_batch(total_steps - progress.step))
     unwrapped = acc.unwrap_model(model)
     model.train()
     window = LossWindow(run)

@@ -38,19 +38,19 @@ from ..labels import class_names
 from ..models import pfvit_losses as L
 from ..models.convert import read_pretrained
 from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
-from ..models.mae import ARCHS
+from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
-from .checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from .finetune import (AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, selection_split,
                        train_transform)
-from .runtime import LossWindow, Progress, Run, RunConfig, read_metrics
-from .schedule import warmup_cosine
+from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
+from .schedule import StepPlan, warmup_cosine
 
 
 @dataclass
 class PFModelConfig:
-    arch: str = "vit_tiny"
+    arch: Arch = "vit_tiny"
     img_size: PositiveInt = 224
     patch_size: PositiveInt = 16
     num_classes: Literal[7, 8] = 7
@@ -132,13 +132,11 @@ class PFViTConfig:
 
 
 def model_config(cfg: PFModelConfig) -> dict:
-    if cfg.arch not in ARCHS:
-        raise ConfigError(f"model.arch={cfg.arch!r} is not one of {', '.join(ARCHS)}")
     if cfg.img_size % cfg.patch_size:
         raise ConfigError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
     class_names(cfg.num_classes)
-    return {**ARCHS[cfg.arch], "img_size": cfg.img_size, "patch_size": cfg.patch_size,
-            "num_classes": cfg.num_classes, "se_reduction": cfg.se_reduction, "drop_path_rate": cfg.drop_path}
+    return arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, num_classes=cfg.num_classes,
+                       se_reduction=cfg.se_reduction, drop_path_rate=cfg.drop_path)
 
 
 @contextlib.contextmanager
@@ -318,11 +316,9 @@ def train(cfg: PFViTConfig) -> dict:
         run.info(f"FR orthogonality through {fr.name} ({'pretrained' if fr.pretrained else 'RANDOM weights'})")
 
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    eff_batch = cfg.data.batch_size * cfg.run.grad_accum_steps * acc.num_processes
-    steps_per_epoch = max(1, sum(plan.keep) // eff_batch)
-    total_steps = cfg.optim.epochs * steps_per_epoch
-    if cfg.optim.max_steps is not None:
-        total_steps = min(total_steps, cfg.optim.max_steps)
+    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps, acc.num_processes,
+                        cfg.optim.epochs, cfg.optim.max_steps)
+    steps_per_epoch, total_steps = steps.per_epoch, steps.total
     g_lr_scale = 1.0 if cfg.optim.g_lr is None else cfg.optim.g_lr / cfg.optim.lr
     g_opt = torch.optim.Adam([{"params": list(model.classifier.parameters()), "lr_scale": 1.0},
                               {"params": list(model.generator.parameters()), "lr_scale": g_lr_scale}],
@@ -369,7 +365,7 @@ def train(cfg: PFViTConfig) -> dict:
     loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
                                      lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
                                      seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                     start_batch=progress.step * cfg.run.grad_accum_steps,
+                                     start_batch=steps.first_micro_batch(progress.step),
                                      num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights,
                                      max_bad=cfg.data.max_bad_samples)
     unwrapped: PokerFaceViT = acc.unwrap_model(model)
@@ -409,7 +405,7 @@ def train(cfg: PFViTConfig) -> dict:
             run.log({**values, "lr": g_opt.param_groups[0]["lr"]}, progress.step)
         if progress.step % cfg.vis_every == 0:
             visualise()
-        epoch_end = progress.step % steps_per_epoch == 0 or progress.step == total_steps
+        epoch_end = steps.epoch_end(progress.step)
         if epoch_end or progress.step % cfg.run.save_every == 0:
             run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:

@@ -26,13 +26,14 @@ from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveIn
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
 from ..models.convert import encoder_state, load_into, read_pretrained
+from ..models.mae import Arch
 from ..models.poster.layers import gaussian_kl
 from ..models.poster.poster import poster_config
 from ..models.poster.weights import load_face_weights
 from ..models.registry import build_model
-from .checkpoint import read_meta
+from ..checkpoint import read_meta
 from .finetune import FTAugConfig, FTDataConfig, fit_classifier, sampling_plan, soft_target_loss, train_transform
-from .runtime import Run, RunConfig
+from ..runtime import Run, RunConfig
 
 PFVIT_MODELS = ("pfvit", "pfvit_classifier")
 
@@ -48,7 +49,7 @@ class PosterModelConfig:
     mobilefacenet: Optional[str] = None
     # encoder backbone: a pfvit MAE / ViT / PF-ViT checkpoint (its arch and patch size must match these).
     init: Optional[str] = None
-    arch: str = "vit_tiny"
+    arch: Arch = "vit_tiny"
     patch_size: PositiveInt = 16
     separator: Optional[bool] = None  # null: PF-ViT's S is used when model.init is a PF-ViT checkpoint
     # fusion width / depth: null → the paper's (POSTER 512 / 8, POSTER++ 768 / 2)

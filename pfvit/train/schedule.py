@@ -1,14 +1,41 @@
-"""Learning-rate schedules and optimizer parameter groups."""
+"""A run's length in optimizer steps, learning-rate schedules and optimizer parameter groups."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch.nn as nn
 from timm.optim import param_groups_weight_decay
 
 # Tokens and position tables are not decayed (MAE's recipe; 1-D tensors and biases are excluded by timm).
 NO_DECAY_NAMES = ("cls_token", "mask_token", "pos_embed", "decoder_pos_embed")
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """The one definition of a run's length: an epoch is ``samples // effective batch`` optimizer steps, where the
+    effective batch is ``batch × grad_accum_steps × processes``; a resumed run starts at micro-batch
+    ``step × grad_accum_steps`` of its loader."""
+
+    effective_batch: int
+    per_epoch: int          # optimizer steps per epoch
+    total: int              # optimizer steps of the run (``epochs`` of them, capped by ``max_steps``)
+    grad_accum_steps: int
+
+    @classmethod
+    def of(cls, samples: int, batch_size: int, grad_accum_steps: int, processes: int, epochs: float,
+           max_steps: int | None = None) -> "StepPlan":
+        effective = batch_size * grad_accum_steps * processes
+        per_epoch = max(1, samples // effective)
+        total = math.ceil(epochs * per_epoch)
+        return cls(effective, per_epoch, total if max_steps is None else min(total, max_steps), grad_accum_steps)
+
+    def first_micro_batch(self, step: int) -> int:
+        return step * self.grad_accum_steps
+
+    def epoch_end(self, step: int) -> bool:
+        return step % self.per_epoch == 0 or step == self.total
 
 
 def warmup_cosine(step: float, total_steps: float, warmup_steps: float, base_lr: float, min_lr: float = 0.0) -> float:

@@ -28,6 +28,10 @@ SPLIT_DIRS = ("train", "val", "test")
 MIN_CROP_SIDE = 16
 
 
+# The files that predict and retrieval read as photos (anything else under a folder is counted as skipped).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
 @dataclass(frozen=True)
 class FolderItem:
     path: str          # absolute path

@@ -16,7 +16,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 
-from ..mae import ARCHS
+from ..mae import arch_config
 from ..registry import register
 from .backbones import EncoderBackbone, FaceBackbone
 from .layers import LandmarkQueryAttention, PyramidBlock, SEGate, VariationalHead
@@ -217,7 +217,7 @@ def poster_config(variant: str, num_classes: int, backbone: str = "face", arch: 
     name, flags = VARIANTS[variant]
     config = {"num_classes": num_classes, "backbone": backbone, **flags, **overrides}
     if backbone == "encoder":
-        a = ARCHS[arch]
+        a = arch_config(arch)
         config["encoder"] = {"img_size": img_size, "patch_size": patch_size, "embed_dim": a["embed_dim"],
                              "depth": a["depth"], "num_heads": a["num_heads"], "separator": separator}
     return name, config

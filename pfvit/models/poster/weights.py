@@ -10,9 +10,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ...checkpoint import save_checkpoint
+from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ...errors import CheckpointError
+from ...labels import class_names, index_of
 from ..convert import read_torch_state
+from ..registry import build_model
 from .ir50 import remap_ir50_keys
+from .poster import poster_config
 
 
 def load_exact(module: nn.Module, state: dict[str, torch.Tensor], source: str, what: str) -> int:
@@ -97,12 +102,6 @@ RELEASED_LABEL_ORDERS = {
 def import_released_poster(path: str | Path, out: str | Path, variant: str, label_order: tuple[str, ...]) -> dict:
     """A released POSTER++ / POSTER-Var ``.pth`` → a pfvit ``poster_v2`` classifier checkpoint at ``out``; the head
     rows are permuted from the release's class order (``label_order``) into the canonical order."""
-    from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from ...labels import class_names, index_of
-    from ...train.checkpoint import save_checkpoint
-    from ..registry import build_model
-    from .poster import poster_config
-
     names = class_names(len(label_order))
     order = [index_of(n) for n in label_order]
     if sorted(order) != list(range(len(names))):

@@ -1,0 +1,113 @@
+"""The package's import graph follows docs/architecture.md: every import, at module level or inside a function,
+goes down the layers, and no modules import each other in a circle (read from the source, nothing imported)."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# docs/architecture.md's layers, bottom first: a module may import its own package and anything on a lower layer.
+LAYERS = [
+    {"pfvit", "errors"},
+    {"labels", "config", "resources"},
+    {"checkpoint"},
+    {"runtime"},
+    {"data"},
+    {"models"},
+    {"inference"},
+    {"eval"},
+    {"train"},
+    {"predict", "export", "report"},
+]
+LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted((ROOT / "pfvit").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_edges(found: dict[str, Path]) -> list[tuple[str, str, int]]:
+    """(importer, imported pfvit module, line) for every import statement anywhere in the package."""
+    edges = []
+    for name, path in found.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                # `from pkg import module` imports the module; `from module import name` the module itself
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in found else base for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in found:  # `import pfvit.models.mae.x` → the deepest known module
+                    target = target.rpartition(".")[0]
+                if target.startswith("pfvit") and target != name:
+                    edges.append((name, target, node.lineno))
+    return edges
+
+
+def top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "pfvit"
+
+
+def test_every_module_has_a_layer_and_every_import_goes_down():
+    found = modules()
+    unplaced = sorted({top(m) for m in found} - set(LAYER))
+    assert not unplaced, f"place {unplaced} on a layer in docs/architecture.md and LAYERS here"
+    upward = [f"{found[a].relative_to(ROOT)}:{line} imports {b}" for a, b, line in import_edges(found)
+              if top(a) != top(b) and LAYER[top(a)] <= LAYER[top(b)]]
+    assert not upward, "imports that go up (or sideways) a layer:\n" + "\n".join(upward)
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    graph: dict[str, set[str]] = {}
+    for a, b, _ in import_edges(modules()):
+        graph.setdefault(a, set()).add(b)
+    circles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                circles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert not circles, "import circles:\n" + "\n".join(" → ".join(c) for c in circles)
+
+
+def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path, monkeypatch):
+    """The two checks above can fail: a model that imports training code, and two modules importing each other."""
+    package = tmp_path / "pfvit"
+    (package / "models").mkdir(parents=True)
+    (package / "train").mkdir()
+    for init in (package, package / "models", package / "train"):
+        (init / "__init__.py").write_text("")
+    (package / "models" / "a.py").write_text("from ..train.b import x\n")
+    (package / "train" / "b.py").write_text("def f():\n    from ..models import a\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    edges = import_edges(modules())
+    assert ("pfvit.models.a", "pfvit.train.b", 1) in edges and ("pfvit.train.b", "pfvit.models.a", 2) in edges
+    with pytest.raises(AssertionError, match=r"models/a\.py:1 imports pfvit\.train\.b"):
+        test_every_module_has_a_layer_and_every_import_goes_down()
+    with pytest.raises(AssertionError, match="pfvit.models.a → pfvit.train.b → pfvit.models.a"):
+        test_no_modules_import_each_other_in_a_circle()
