@@ -135,8 +135,8 @@ def _write_tar(tmp: Path, spec: ShardSpec, index: int, maxcount: int) -> tuple[i
 
     counts = [0] * len(CANONICAL)
     unlabeled, rejects, written, keys = 0, [], 0, set()
-    with open(tmp, "wb") as fh:
-        writer = wds.TarWriter(fh, user="pfvit", group="pfvit", mtime=0)
+    # The writer closes on every path: one left open on an error writes to its closed file when collected.
+    with open(tmp, "wb") as fh, wds.TarWriter(fh, user="pfvit", group="pfvit", mtime=0) as writer:
         made = (spec.make_sample(item) for item in spec.items[index * maxcount:(index + 1) * maxcount])
         for sample in (s for m in made for s in (m if isinstance(m, list) else [m])):
             if isinstance(sample, Reject):
@@ -160,7 +160,6 @@ def _write_tar(tmp: Path, spec: ShardSpec, index: int, maxcount: int) -> tuple[i
                 counts[label] += 1
             else:
                 unlabeled += 1
-        writer.close()
     return written, counts, unlabeled, rejects
 
 
