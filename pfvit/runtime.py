@@ -327,6 +327,15 @@ class LossWindow:
         self._reset()
         return values
 
+    def log(self, step: int, total_steps: int, **extra: float) -> dict[str, float]:
+        """Read the window, append it with ``extra`` (e.g. the lr) to ``metrics.jsonl`` and the trackers, and
+        print one step line, on a terminal and without one (SLURM, nohup) alike. Returns what was logged."""
+        values = {**self.read(), **extra}
+        self.run.log(values, step)
+        shown = " ".join(f"{name} {value:.4g}" for name, value in values.items() if name != "images_per_s")
+        self.run.info(f"step {step}/{total_steps} {shown} ({values['images_per_s']:.0f} img/s)")
+        return values
+
 
 def state_before_divergence(out: Path) -> Path | None:
     """The newest kept state whose recorded training loss is within 1.5× of the lowest kept one: a state saved

@@ -5,6 +5,7 @@ silence. Tiny inputs throughout; each case goes through the real command line wh
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -315,17 +316,21 @@ def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
     run.raise_if_not_finite()  # a check clears the notes it read
 
 
-def test_loss_window_averages_on_the_device_and_stops_on_a_non_finite_loss(tmp_path):
-    from pfvit.runtime import LossWindow, Run, RunConfig
+def test_loss_window_averages_on_the_device_logs_a_line_and_stops_on_a_non_finite_loss(tmp_path, caplog):
+    from pfvit.runtime import LossWindow, Run, RunConfig, read_metrics
 
+    caplog.set_level(logging.INFO, logger="pfvit")
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
     window = LossWindow(run)
     for step, (a, b) in enumerate(((1.0, 4.0), (2.0, 6.0), (3.0, 8.0))):
         run.check_finite(torch.tensor(a), step, [], "hint")
         window.add({"total": torch.tensor(a), "dis": torch.tensor(b)}, images=16)
-    values = window.read()
-    assert values["total"] == pytest.approx(2.0) and values["dis"] == pytest.approx(6.0)
+    values = window.log(3, 100, lr=0.5)
+    assert values["total"] == pytest.approx(2.0) and values["dis"] == pytest.approx(6.0) and values["lr"] == 0.5
     assert values["images_per_s"] > 0
+    record = read_metrics(tmp_path / "metrics.jsonl")[-1]
+    assert record["step"] == 3 and record["total"] == pytest.approx(2.0) and record["dis"] == pytest.approx(6.0)
+    assert "step 3/100 total 2 dis 6 lr 0.5 (" in caplog.text  # a line without a terminal, too
     run.check_finite(torch.tensor(float("nan")), 3, ["bad"], "lower optim.lr")
     window.add({"total": torch.tensor(float("nan"))}, images=16)
     with pytest.raises(UserError, match=r"not finite at step 3 \(batch keys \['bad'\]\).*lower optim.lr"):

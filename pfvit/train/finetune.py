@@ -346,9 +346,7 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
             lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
-            values = window.read()
-            progress.loss = values["loss"]
-            run.log({**values, "lr": lr}, progress.step)
+            progress.loss = window.log(progress.step, total_steps, lr=lr)["loss"]
         epoch_end = steps.epoch_end(progress.step)
         if epoch_end or progress.step % cfg.run.save_every == 0:
             run.raise_if_not_finite()  # before weights are evaluated or saved

@@ -174,10 +174,7 @@ def train(cfg: MAEPretrainConfig) -> dict:
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0 or progress.step == total_steps:
-            values = window.read()
-            progress.loss = values["loss"]
-            run.log({**values, "lr": lr}, progress.step)
-            run.info(f"step {progress.step}/{total_steps} loss {progress.loss:.4f} lr {lr:.3g}")
+            progress.loss = window.log(progress.step, total_steps, lr=lr)["loss"]
         if run.is_main and (progress.step % cfg.vis_every == 0 or progress.step == total_steps):
             unwrapped.eval()
             # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.

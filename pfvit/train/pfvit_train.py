@@ -400,9 +400,7 @@ def train(cfg: PFViTConfig) -> dict:
         progress.step += 1
         bar.update(1)
         if progress.step % cfg.run.log_every == 0:
-            values = window.read()
-            progress.loss = values["total"]
-            run.log({**values, "lr": g_opt.param_groups[0]["lr"]}, progress.step)
+            progress.loss = window.log(progress.step, total_steps, lr=g_opt.param_groups[0]["lr"])["total"]
         if progress.step % cfg.vis_every == 0:
             visualise()
         epoch_end = steps.epoch_end(progress.step)
