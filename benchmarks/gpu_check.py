@@ -330,15 +330,19 @@ class Check:
 
     def demo(self):
         demo = self.out / "demo"
-        args = ["make", "--no-print-directory", "demo", "DEMO_SCALE=gpu", f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards"]
+        # This python and its accelerate, not a .venv: a GPU image has its own torch and no network to set one up.
+        accelerate = f"{sys.executable} -m accelerate.commands.accelerate_cli"
+        args = ["make", "--no-print-directory", "-o", ".venv/.setup-stamp", "demo", "DEMO_SCALE=gpu", f"DEMO={demo}",
+                f"DEMO_SHARDS={demo}/shards", f"PY={sys.executable}", f"ACCELERATE={accelerate}"]
         if self.dry:
             text = subprocess.run([*args[:2], "-n", *args[2:]], cwd=ROOT, capture_output=True, text=True,
                                   timeout=120).stdout
-            wanted = ("--size 112", "model.arch=vit_small", "--mixed_precision bf16", "accelerate launch")
-            missing = [w for w in wanted if w not in text]
+            wanted = ("--size 112", "model.arch=vit_small", "--mixed_precision bf16", f"{accelerate} launch")
+            problems = [f"missing {w!r}" for w in wanted if w not in text]
+            problems += [f"sets up a venv ({w!r})" for w in ("-m venv", "pip install") if w in text]
             self.row("demo", "make -n demo DEMO_SCALE=gpu (commands only)",
-                     notes="missing: " + ", ".join(missing) if missing else "112 px, ViT-S, accelerate bf16",
-                     status="FAILED" if missing else "ok")
+                     notes="; ".join(problems) or "112 px, ViT-S, accelerate bf16, this python",
+                     status="FAILED" if problems else "ok")
             return
         start = time.perf_counter()
         proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
