@@ -59,6 +59,17 @@ def test_killed_run_resumes_with_the_same_loss_sequence(synthetic_shards, tmp_pa
     assert_kill_resume_identical(args, tmp_path, state_step=8, last_step=24)
 
 
+def test_killed_finetune_resumes_identically_from_a_state_saved_mid_epoch(synthetic_shards, tmp_path):
+    """``run.save_every`` in the classifier loop (ViT baseline and POSTER): a state between epoch ends (40 steps an
+    epoch here, saved at step 4) resumes to the same per-step losses as a run never killed."""
+    from conftest import PYTHON, assert_kill_resume_identical
+
+    args = [PYTHON, "pipelines/finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml",
+            f"data.shards={synthetic_shards}", "model.init=null", "model.img_size=32", "model.patch_size=8",
+            "data.batch_size=8", "data.num_workers=1", "optim.max_steps=8", "run.save_every=4", "run.log_every=1"]
+    assert_kill_resume_identical(args, tmp_path, state_step=4, last_step=8)
+
+
 def test_wandb_tracker_runs_offline_beside_the_jsonl_log(tmp_path, monkeypatch):
     from pfvit.runtime import Run, RunConfig
 
