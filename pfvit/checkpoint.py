@@ -2,8 +2,8 @@
 
 A checkpoint folder holds ``model.safetensors`` and ``meta.json`` (model name and config, label names, step,
 versions, git commit, data manifest hash). :func:`pfvit.models.registry.load_model` rebuilds the model from the
-metadata alone, so loading never needs the config that trained it. Folders are written under a temporary name and renamed into
-place, so a run killed mid-write never leaves a half-written checkpoint where a reader looks.
+metadata alone, so loading never needs the config that trained it. Folders are written under a temporary name and
+renamed into place, so a run killed mid-write never leaves a half-written checkpoint where a reader looks.
 
 Resume state (optimizer, scheduler, RNG, progress) is accelerate's ``save_state`` into
 ``OUT/state/step_NNNNNNN/``, written the same way (see :func:`save_training_state`).

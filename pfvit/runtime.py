@@ -230,8 +230,8 @@ class Run:
                    keys=(), hint: str = "lower the learning rate or set optim.clip_grad",
                    sam_rho: float | None = None) -> torch.Tensor:
         """One micro-batch under ``accumulate``: the loss (``compute_loss()``) under the launcher's precision, a
-        finite-loss note (checked by :meth:`raise_if_not_finite`), backward, and — when accumulation is complete — clipping, the lr
-        (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step.
+        finite-loss note (checked by :meth:`raise_if_not_finite`), backward, and — when accumulation is complete —
+        clipping, the lr (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step.
 
         ``sam_rho``: sharpness-aware minimisation (Foret et al. 2021) — after the first backward the weights move
         to ``w + ρ·g/‖g‖``, the loss is recomputed there, and its gradient is applied at the original ``w``."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from timm.data import Mixup, create_transform
 from timm.layers import trunc_normal_
 
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range, to_dict
 from ..data.shards import (check_shard_files, indexed_train_loader, read_manifest, shard_class_skew,
                            split_index)
@@ -36,7 +37,6 @@ from ..models.convert import encoder_state, load_into, read_pretrained
 from ..models.mae import Arch, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
-from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import StepPlan, effective_lr, layer_decay_groups, warmup_cosine
 
@@ -348,14 +348,15 @@ def fit_classifier(run: Run, cfg, model: nn.Module, *, model_name: str, model_co
             lr = step_lr if step_lr is not None else optimizer.param_groups[0]["lr"]
             progress.loss = window.log(progress.step, total_steps, lr=lr)["loss"]
         epoch_end = steps.epoch_end(progress.step)
-        if epoch_end or progress.step % cfg.run.save_every == 0:
+        keeps_weights = epoch_end or progress.step % cfg.run.save_every == 0
+        if keeps_weights:
             run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
             metrics = split_metrics(run, unwrapped, names, cfg.model.img_size, cfg.data, selection_split(cfg.data),
                                     val_index)
             end_of_epoch(run, progress, metrics, cfg.select_metric, schedulers, save)
-        if epoch_end or progress.step % cfg.run.save_every == 0:
+        if keeps_weights:
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
     result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,

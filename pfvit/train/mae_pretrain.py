@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Optional
 
 import torch
 
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
@@ -23,7 +24,6 @@ from ..models.convert import encoder_state
 from ..models.mae import Arch, MaskedAutoencoderViT, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
-from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import StepPlan, effective_lr, warmup_cosine, weight_decay_groups
 

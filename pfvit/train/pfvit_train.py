@@ -28,6 +28,7 @@ from typing import Annotated, Literal, Optional
 import torch
 import torch.nn as nn
 
+from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import IndexedShards, indexed_train_loader, split_index
 from ..data.transforms import denormalize, eval_transform
@@ -41,10 +42,9 @@ from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
 from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
-from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .finetune import (AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, selection_split,
                        train_transform)
-from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
 from .schedule import StepPlan, warmup_cosine
 
 
@@ -404,7 +404,8 @@ def train(cfg: PFViTConfig) -> dict:
         if progress.step % cfg.vis_every == 0:
             visualise()
         epoch_end = steps.epoch_end(progress.step)
-        if epoch_end or progress.step % cfg.run.save_every == 0:
+        keeps_weights = epoch_end or progress.step % cfg.run.save_every == 0
+        if keeps_weights:
             run.raise_if_not_finite()  # before weights are evaluated or saved
         if epoch_end:
             progress.epoch = math.ceil(progress.step / steps_per_epoch)
@@ -414,7 +415,7 @@ def train(cfg: PFViTConfig) -> dict:
             if run.is_main:
                 save_checkpoint(run.out / "discriminator", acc.unwrap_model(disc), name="pfvit_discriminator",
                                 config=discriminator_part(mconfig), label_names=names, step=progress.step)
-        if epoch_end or progress.step % cfg.run.save_every == 0:
+        if keeps_weights:
             save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
     bar.close()
     visualise()
