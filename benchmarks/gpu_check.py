@@ -219,7 +219,7 @@ class Check:
                                           fused=device.type == "cuda")
             model, optimizer = run.accelerator.prepare(model, optimizer)
             xd, nd = x.to(device), noise.to(device)
-            first = run.train_step(model, optimizer, lambda: model(xd, 0.75, nd)[0], lr=None, clip_grad=None,
+            first = run.train_step(model, optimizer, lambda: model(xd, 0.75, nd)[0], clip_grad=None,
                                    step=0).item()
             eager = model
             if compiled:
@@ -230,7 +230,7 @@ class Check:
 
             def step(model=model, counter=counter):
                 counter[0] += 1
-                mae_train_step(run, model, optimizer, xd, 0.75, 1e-4, None, counter[0])
+                mae_train_step(run, model, optimizer, xd, 0.75, None, counter[0])
 
             def flops_step():
                 loss = eager(xd, 0.75, nd)[0]
@@ -274,7 +274,7 @@ class Check:
                 return F.cross_entropy(model(x).float(), target)
 
             def step():
-                run.train_step(model, optimizer, loss, lr=None, clip_grad=None, step=1)
+                run.train_step(model, optimizer, loss, clip_grad=None, step=1)
 
             def flops_step():
                 loss().backward()

@@ -18,6 +18,7 @@ from common import data_path_rate, report
 from pfvit.data.shards import write_shards
 from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.models.mae import ARCHS, MaskedAutoencoderViT
+from pfvit.train.loop import WarmupCosine
 from pfvit.train.mae_pretrain import mae_train_step
 from pfvit.runtime import Run, RunConfig
 from pfvit.train.schedule import weight_decay_groups
@@ -59,8 +60,11 @@ def main() -> None:
             ours_opt = torch.optim.AdamW(weight_decay_groups(ours, 0.05), lr=1e-4, betas=(0.9, 0.95))
             ours, ours_opt = run.accelerator.prepare(ours, ours_opt)
 
+            schedule = WarmupCosine([(ours_opt, 1e-4, 0.0)], warmup_steps=10, total_steps=1000)
+
             def our_step():
-                mae_train_step(run, ours, ours_opt, imgs, 0.75, 1e-4, None, 0)
+                schedule.at_step(100)
+                mae_train_step(run, ours, ours_opt, imgs, 0.75, None, 0)
 
             bare_step(), our_step()  # warm-up
             t_bare = t_ours = 0.0
@@ -74,7 +78,7 @@ def main() -> None:
     report("MAE pretraining step vs bare loop (CPU)",
            ["model", "batch", "ours img/s", "bare loop img/s", "ours / bare", "data path img/s (2 workers)",
             "data / model"], rows,
-           "ours = accelerate-prepared model + `mae_train_step` (accumulate, autocast, finite check, lr set); "
+           "ours = accelerate-prepared model + `mae_train_step` (the loop's lr schedule, accumulate, autocast, finite check); "
            "bare = the same MAE and AdamW in a plain loop. Same random batch, no data loading in either. "
            "Data path = indexed loader reading synthetic shards, decode + RandomResizedCrop + flip + normalise.")
 

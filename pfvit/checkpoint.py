@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,25 +141,52 @@ def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
                               "re-create it or point to another checkpoint") from None
 
 
-def load_weights_into(model: nn.Module, directory: str | Path, *, what: str) -> None:
-    """Strictly load a checkpoint's tensors into ``model``; any mismatch is one error naming the keys."""
-    path = Path(directory) / WEIGHTS
-    state = read_weights(directory)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong_shape:
+@dataclass
+class LoadReport:
+    """What :func:`load_state` did: tensors loaded, and the keys left fresh or ignored (as the caller allowed)."""
+
+    loaded: int
+    missing: list[str]
+    unexpected: list[str]
+
+    def __str__(self) -> str:
+        return (f"loaded {self.loaded} tensors; missing {len(self.missing)} {self.missing[:4]}; "
+                f"unexpected {len(self.unexpected)} {self.unexpected[:4]}")
+
+
+def _allowed(key: str, allow: bool | tuple[str, ...]) -> bool:
+    """``allow``: True (any key), False (none), or names and prefixes (ending in ``.`` or ``_``)."""
+    if isinstance(allow, bool):
+        return allow
+    return key in allow or any(p.endswith((".", "_")) and key.startswith(p) for p in allow)
+
+
+def load_state(module: nn.Module, state: dict[str, torch.Tensor], *, source: str, what: str = "the model",
+               allow_missing: bool | tuple[str, ...] = False,
+               allow_unexpected: bool | tuple[str, ...] = False) -> LoadReport:
+    """The one way a state dict goes into a module: by name, every tensor with the module's shape, and no key of
+    the module missing or of the state unexpected unless ``allow_missing`` / ``allow_unexpected`` names it (True:
+    any). A state that fits nothing, or breaks a rule, is one error naming the keys."""
+    own = module.state_dict()
+    wrong_shape = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    missing = sorted(k for k in own if k not in state)
+    unexpected = sorted(k for k in state if k not in own)
+    bad = [("missing", [k for k in missing if not _allowed(k, allow_missing)]),
+           ("unexpected", [k for k in unexpected if not _allowed(k, allow_unexpected)])]
+    loaded = len(state) - len(unexpected)
+    if wrong_shape or any(keys for _, keys in bad) or loaded == 0:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
         if wrong_shape:
             k = wrong_shape[0]
-            parts.append(f"{len(wrong_shape)} of another shape (e.g. {k}: checkpoint "
-                         f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)})")
-        raise CheckpointError(f"{path} does not fit {what}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+            parts.append(f"{len(wrong_shape)} of another shape (e.g. {k}: checkpoint {tuple(state[k].shape)} vs "
+                         f"model {tuple(own[k].shape)})")
+        parts += [f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})" for label, keys in bad if keys]
+        if loaded == 0:
+            parts.append("no tensor matches")
+        raise CheckpointError(f"{source} does not fit {what}: " + "; ".join(parts)
+                              + "; is it another architecture, image size or patch size?")
+    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return LoadReport(loaded, missing, unexpected)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -226,12 +226,12 @@ class Run:
                  if state is not None else "no state was saved before it; start over with a lower learning rate")
         raise UserError(f"loss is not finite at step {step} (batch keys {keys}); {where}; {hint}")
 
-    def train_step(self, model, optimizer, compute_loss, *, lr: float | None, clip_grad: float | None, step: int,
+    def train_step(self, model, optimizer, compute_loss, *, clip_grad: float | None, step: int,
                    keys=(), hint: str = "lower the learning rate or set optim.clip_grad",
                    sam_rho: float | None = None) -> torch.Tensor:
         """One micro-batch under ``accumulate``: the loss (``compute_loss()``) under the launcher's precision, a
         finite-loss note (checked by :meth:`raise_if_not_finite`), backward, and — when accumulation is complete —
-        clipping, the lr (``lr × lr_scale`` per group; ``None`` leaves it to a scheduler) and the optimizer step.
+        clipping and the optimizer step (the loop's schedule has set the lr).
 
         ``sam_rho``: sharpness-aware minimisation (Foret et al. 2021) — after the first backward the weights move
         to ``w + ρ·g/‖g‖``, the loss is recomputed there, and its gradient is applied at the original ``w``."""
@@ -245,12 +245,8 @@ class Run:
                 if not acc.sync_gradients:
                     raise UserError("SAM needs whole batches: set run.grad_accum_steps=1 or optim.sam_rho=null")
                 self._sam_second_pass(model, optimizer, compute_loss, sam_rho)
-            if acc.sync_gradients:
-                if clip_grad is not None:
-                    acc.clip_grad_norm_(model.parameters(), clip_grad)
-                if lr is not None:
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr * group.get("lr_scale", 1.0)
+            if acc.sync_gradients and clip_grad is not None:
+                acc.clip_grad_norm_(model.parameters(), clip_grad)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         return loss.detach()

@@ -154,7 +154,7 @@ def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
 
     with pytest.raises(UserError, match=r"model.num_classes: expected one of 7 \| 8, got 6"):
         finetune("model.num_classes=6", f"run.out={tmp_path / 'f'}")
-    with pytest.raises(CheckpointError, match="has shape .* the model needs"):
+    with pytest.raises(CheckpointError, match=r"of another shape \(e\.g\. .*: checkpoint .* vs model"):
         finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")
 
 
@@ -207,7 +207,8 @@ def test_mae_recipe_randaugment_never_posterizes_to_zero_bits():
 
     from pfvit.config import load_config
     from pfvit.errors import ConfigError
-    from pfvit.train.finetune import FinetuneConfig, FTAugConfig, train_transform
+    from pfvit.train.classifier import train_transform
+    from pfvit.train.finetune import FinetuneConfig, FTAugConfig
 
     cfg = load_config(FinetuneConfig, "configs/finetune_vit/mae_recipe.yaml")
     transform = train_transform(32, cfg.aug)

@@ -7,7 +7,8 @@ import pytest
 import timm
 import torch
 
-from pfvit.models.convert import encoder_state, load_into, read_torch_state
+from pfvit.checkpoint import load_state
+from pfvit.models.convert import DECODER_PREFIXES, encoder_state, read_torch_state
 from pfvit.models.mae import ARCHS, MaskedAutoencoderViT, random_masking, sincos_pos_embed_2d
 from pfvit.errors import CheckpointError
 
@@ -107,7 +108,7 @@ def test_official_layout_to_pfvit_to_timm_gives_same_features(tmp_path):
     official = MaskedAutoencoderViT(**cfg).eval()
     torch.save({"model": official.state_dict(), "epoch": 3}, tmp_path / "official.pth")
     ours = MaskedAutoencoderViT(**cfg)
-    report = load_into(ours, read_torch_state(tmp_path / "official.pth"), "official.pth")
+    report = load_state(ours, read_torch_state(tmp_path / "official.pth"), source="official.pth")
     assert report.loaded == len(official.state_dict()) and not report.missing and not report.unexpected
     timm_vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
     timm_vit.load_state_dict(encoder_state(ours.state_dict()), strict=True)
@@ -116,7 +117,9 @@ def test_official_layout_to_pfvit_to_timm_gives_same_features(tmp_path):
         assert torch.allclose(timm_vit.forward_features(x), ours.eval().forward_features(x), atol=1e-5)
     # And back: a timm encoder into a fresh MAE (its decoder stays as initialised) gives the same features.
     back = MaskedAutoencoderViT(**cfg).eval()
-    report = load_into(back, timm_vit.state_dict(), "timm")
+    with pytest.raises(CheckpointError, match=r"does not fit the model: \d+ missing \(e\.g\. decoder"):
+        load_state(back, timm_vit.state_dict(), source="timm")  # a partial load must be asked for
+    report = load_state(back, timm_vit.state_dict(), source="timm", allow_missing=DECODER_PREFIXES)
     assert report.loaded == len(timm_vit.state_dict()) and all(k.startswith(("decoder", "mask_token"))
                                                                for k in report.missing)
     with torch.no_grad():
@@ -130,8 +133,8 @@ def test_pickled_checkpoint_is_refused_with_a_message(tmp_path):
     with pytest.raises(CheckpointError, match="needs arbitrary pickles.*re-save only its state dict"):
         read_torch_state(tmp_path / "with_args.pth")
     other = MaskedAutoencoderViT(**{**TINY, "embed_dim": 64})
-    with pytest.raises(CheckpointError, match="has shape .* the model needs"):
-        load_into(MaskedAutoencoderViT(**TINY), other.state_dict(), "other.pth")
+    with pytest.raises(CheckpointError, match=r"of another shape \(e\.g\. .*: checkpoint .* vs model"):
+        load_state(MaskedAutoencoderViT(**TINY), other.state_dict(), source="other.pth")
 
 
 def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
@@ -150,4 +153,4 @@ def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
     assert all(torch.equal(encoder.state_dict()[k], v) for k, v in encoder_only.items())
     proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "o2"),
                        "--arch", "vit_small"])
-    assert proc.returncode == 2 and "has shape" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "of another shape" in proc.stderr and "Traceback" not in proc.stderr

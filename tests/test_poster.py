@@ -253,7 +253,7 @@ def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(tmp_path):
         model = torch.nn.Linear(5, 3)
         model.load_state_dict(base.state_dict())
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        run.train_step(model, opt, lambda: F.cross_entropy(model(x), y), lr=None, clip_grad=None, step=0,
+        run.train_step(model, opt, lambda: F.cross_entropy(model(x), y), clip_grad=None, step=0,
                        sam_rho=rho)
         torch.testing.assert_close(torch.cat([p.detach().flatten() for p in model.parameters()]), sam_by_hand(rho))
     plain = torch.cat([(p - 0.1 * g).flatten() for p, g in zip(

@@ -8,35 +8,25 @@ selection plus the decoder of an existing MAE.
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from ..checkpoint import read_meta, read_weights, save_checkpoint
+from ..checkpoint import LoadReport, load_state, read_meta, read_weights, save_checkpoint
 from ..errors import CheckpointError
 from .mae import arch_config
 from .registry import build_model
 from .vit import encoder_config
 
 ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "norm.")
+# What an encoder-only release (mae_pretrain_vit_*.pth) lacks: the decoder, left at its initialisation.
+DECODER_PREFIXES = ("mask_token", "decoder_")
 
 
 def encoder_state(mae_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The encoder tensors of a MAE state dict, in timm ``vit_*_patch16_224`` layout."""
     return {k: v for k, v in mae_state.items() if k.startswith(ENCODER_PREFIXES)}
-
-
-@dataclass
-class LoadReport:
-    loaded: int
-    missing: list[str]
-    unexpected: list[str]
-
-    def __str__(self) -> str:
-        return (f"loaded {self.loaded} tensors; missing {len(self.missing)} {self.missing[:4]}; "
-                f"unexpected {len(self.unexpected)} {self.unexpected[:4]}")
 
 
 def read_torch_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -70,19 +60,14 @@ def read_pretrained(path: str | Path, allowed: tuple[str, ...]) -> dict[str, tor
     return read_torch_state(p)
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> LoadReport:
-    """Load what fits by name and shape; a tensor with the right name but another shape is an error."""
-    own = model.state_dict()
-    for key, value in state.items():
-        if key in own and own[key].shape != value.shape:
-            raise CheckpointError(f"{source}: {key} has shape {tuple(value.shape)}, the model needs "
-                                  f"{tuple(own[key].shape)}; is it another architecture or image size?")
-    result = model.load_state_dict(state, strict=False)
-    report = LoadReport(len(state) - len(result.unexpected_keys), sorted(result.missing_keys),
-                        sorted(result.unexpected_keys))
-    if report.loaded == 0:
-        raise CheckpointError(f"{source}: no tensor matches the model ({report})")
-    return report
+def save_encoder(folder: str | Path, mae: nn.Module, mae_config: dict, **meta) -> None:
+    """The one MAE → encoder export: the MAE's encoder as a timm-layout ``vit`` checkpoint (``meta``: step,
+    data_manifest, extra of :func:`save_checkpoint`)."""
+    config = encoder_config(mae_config)
+    encoder = build_model("vit", config)
+    load_state(encoder, encoder_state(mae.state_dict()), source="the MAE", what="its ViT encoder",
+               allow_unexpected=False)
+    save_checkpoint(Path(folder), encoder, name="vit", config=config, **meta)
 
 
 def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base", img_size: int = 224,
@@ -94,15 +79,8 @@ def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base
     """
     config = arch_config(arch, img_size=img_size, patch_size=patch_size)
     model = build_model("mae", config)
-    report = load_into(model, read_torch_state(path), str(path))
-    missing_encoder = [k for k in report.missing if k.startswith(ENCODER_PREFIXES)]
-    if missing_encoder:
-        raise CheckpointError(f"{path}: encoder tensors missing for {arch} ({', '.join(missing_encoder[:4])}); "
-                              "is it another architecture?")
+    report = load_state(model, read_torch_state(path), source=str(path), what=f"the {arch} MAE",
+                        allow_missing=DECODER_PREFIXES, allow_unexpected=True)
     save_checkpoint(Path(out) / "checkpoint", model, name="mae", config=config, extra={"imported_from": str(path)})
-    enc_config = encoder_config(config)
-    encoder = build_model("vit", enc_config)
-    encoder.load_state_dict(encoder_state(model.state_dict()), strict=True)
-    save_checkpoint(Path(out) / "encoder", encoder, name="vit", config=enc_config,
-                    extra={"imported_from": str(path)})
+    save_encoder(Path(out) / "encoder", model, config, extra={"imported_from": str(path)})
     return report

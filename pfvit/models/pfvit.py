@@ -23,14 +23,13 @@ import torch.nn as nn
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
+from ..checkpoint import load_state
 from ..errors import CheckpointError
-from .convert import encoder_state
+from .convert import DECODER_PREFIXES, encoder_state
 from .mae import sincos_pos_embed_2d
 from .registry import register
 from .vit import build_vit
 
-DECODER_PREFIXES = ("decoder_embed.", "mask_token", "decoder_pos_embed", "decoder_blocks.", "decoder_norm.",
-                    "decoder_pred.")
 
 
 def _layer_norm(dim: int, **kwargs) -> nn.LayerNorm:
@@ -206,6 +205,18 @@ def discriminator_part(config: dict) -> dict:
     return {k: config[k] for k in keys if k in config}
 
 
+PFVIT_MODELS = ("pfvit", "pfvit_classifier")
+
+
+def backbone_state(state: dict[str, torch.Tensor], model: str) -> tuple[dict, dict]:
+    """E's and S's tensors (``encoder.*``, ``separator.*`` without the prefix) of a ``pfvit`` or
+    ``pfvit_classifier`` checkpoint's state: PF-ViT's key filter for consumers of its encoder (POSTER)."""
+    prefix = "classifier." if model == "pfvit" else ""
+    def part(name: str) -> dict:
+        return {k.removeprefix(prefix + name): v for k, v in state.items() if k.startswith(prefix + name)}
+    return part("encoder."), part("separator.")
+
+
 def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str, torch.Tensor],
                   head_init_std: float = 2e-5) -> dict[str, int]:
     """Fill E from the MAE encoder and G and D from the MAE decoder, by name; returns the tensor counts. C starts
@@ -215,15 +226,8 @@ def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str,
     image size), not a silent random init.
     """
     def load(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> int:
-        own = module.state_dict()
-        bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-        if bad:
-            k = bad[0]
-            shape = tuple(own[k].shape) if k in own else "absent"
-            raise CheckpointError(f"MAE tensor {k} {tuple(state[k].shape)} does not fit PF-ViT's {what} ({shape}); "
-                                  "check model.arch, model.img_size and model.patch_size")
-        module.load_state_dict(state, strict=False)
-        return len(state)
+        return load_state(module, state, source="the MAE checkpoint", what=f"PF-ViT's {what}",
+                          allow_missing=True).loaded
 
     enc = encoder_state(mae_state)
     dec = {k: v for k, v in mae_state.items() if k.startswith(DECODER_PREFIXES)}

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from ..checkpoint import META, load_weights_into, read_meta
+from ..checkpoint import META, WEIGHTS, load_state, read_meta, read_weights
 from ..errors import CheckpointError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -56,6 +56,7 @@ def load_model(directory: str | Path, expected: str | tuple[str, ...] | None = N
         if name not in allowed:
             raise CheckpointError(f"{directory} holds a {name!r} model, but this needs {' or '.join(map(repr, allowed))}")
     model = build_model(name, meta["config"])
-    load_weights_into(model, directory, what=f"model {name!r} built from its {META}")
+    load_state(model, read_weights(directory), source=str(Path(directory) / WEIGHTS),
+               what=f"model {name!r} built from its {META}")
     model.eval()
     return model

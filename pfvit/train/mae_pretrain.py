@@ -14,18 +14,18 @@ from typing import Annotated, Literal, Optional
 
 import torch
 
-from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..checkpoint import save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
 from ..errors import UserError
 from ..eval.plots import image_grid, loss_curves
-from ..models.convert import encoder_state
+from ..models.convert import save_encoder
 from ..models.mae import Arch, MaskedAutoencoderViT, arch_config
 from ..models.registry import build_model
-from ..models.vit import encoder_config
-from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
-from .schedule import StepPlan, effective_lr, warmup_cosine, weight_decay_groups
+from ..runtime import Run, RunConfig, read_metrics
+from .loop import Task, WarmupCosine, fit
+from .schedule import StepPlan, effective_lr, weight_decay_groups
 
 
 @dataclass
@@ -101,102 +101,93 @@ def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_r
     image_grid(rows, path, titles=("input", "masked", "reconstruction", "pasted"))
 
 
-def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, lr: float,
-                   clip_grad: float | None, step: int, keys=()) -> torch.Tensor:
+def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, clip_grad: float | None,
+                   step: int, keys=()) -> torch.Tensor:
     """One MAE micro-batch through :meth:`Run.train_step`. Returns the loss, detached, on the device."""
-    return run.train_step(model, optimizer, lambda: model(imgs, mask_ratio)[0], lr=lr, clip_grad=clip_grad,
-                          step=step, keys=keys, hint="lower optim.blr or set optim.clip_grad")
+    return run.train_step(model, optimizer, lambda: model(imgs, mask_ratio)[0], clip_grad=clip_grad, step=step,
+                          keys=keys, hint="lower optim.blr or set optim.clip_grad")
 
 
-def make_loader(cfg: MAEPretrainConfig, transform, acc, urls, start_batch: int, num_batches: int):
-    """The training batches of this process, starting at micro-batch ``start_batch``."""
-    if cfg.data.reader == "indexed":
-        loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.split, transform, cfg.data.batch_size,
-                                         seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, num_workers=cfg.data.num_workers,
-                                         max_bad=cfg.data.max_bad_samples)
-        return loader
-    # The stream cannot skip what an interrupted run consumed; a resumed run re-seeds it with the position.
-    return train_stream(urls, transform, cfg.data.batch_size, seed=cfg.run.seed + start_batch,
-                        num_workers=cfg.data.num_workers, shuffle_buffer=cfg.data.shuffle_buffer,
-                        batches_per_epoch=num_batches)
+class MAETask(Task):
+    """MAE pretraining for :func:`fit`: the masked-patch loss, reconstruction pictures every ``vis_every`` steps,
+    and at the end the full MAE (``OUT/checkpoint``) and its encoder (``OUT/encoder``)."""
+
+    name = "mae"
+
+    def __init__(self, run: Run, cfg: MAEPretrainConfig, plan: StepPlan):
+        self.run, self.cfg = run, cfg
+        self.mcfg = model_config(cfg.model)
+        self.model = build_model("mae", self.mcfg)
+        base_lr = cfg.optim.lr if cfg.optim.lr is not None else effective_lr(cfg.optim.blr, plan.effective_batch)
+        self.optimizer = torch.optim.AdamW(weight_decay_groups(self.model, cfg.optim.weight_decay), lr=base_lr,
+                                           betas=cfg.optim.betas)
+        self.schedule = WarmupCosine([(self.optimizer, base_lr, cfg.optim.min_lr)],
+                                     cfg.optim.warmup_epochs * plan.per_epoch, plan.total)
+        self.num_train = plan_samples(cfg)
+        self.transform = mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)
+        self.last_images = None
+
+    def prepare(self, run: Run) -> None:
+        model = torch.compile(self.model) if self.cfg.compile else self.model
+        self.model, self.optimizer = run.accelerator.prepare(model, self.optimizer)
+        self.unwrapped = run.accelerator.unwrap_model(self.model)
+
+    def summary(self) -> str:
+        return (f"{self.cfg.model.arch} MAE: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M "
+                f"parameters, {self.num_train} training faces, lr {self.schedule.lr:.3g}")
+
+    def loader(self, start_batch: int, num_batches: int):
+        cfg, acc = self.cfg, self.run.accelerator
+
+        def make_example(sample: dict):
+            return self.transform(sample["jpg"]), sample["__key__"]
+
+        if cfg.data.reader == "indexed":
+            loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.split, make_example, cfg.data.batch_size,
+                                             seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
+                                             start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                             max_bad=cfg.data.max_bad_samples)
+            return loader
+        # The stream cannot skip what an interrupted run consumed; a resumed run re-seeds it with the position.
+        return train_stream(split_urls(cfg.data.shards, cfg.data.split), make_example, cfg.data.batch_size,
+                            seed=cfg.run.seed + start_batch, num_workers=cfg.data.num_workers,
+                            shuffle_buffer=cfg.data.shuffle_buffer, batches_per_epoch=num_batches)
+
+    def step(self, batch, step: int):
+        imgs, keys = batch
+        imgs = imgs.to(self.run.device, non_blocking=True)
+        self.last_images = imgs
+        loss = mae_train_step(self.run, self.model, self.optimizer, imgs, self.cfg.model.mask_ratio,
+                              self.cfg.optim.clip_grad, step, keys)
+        return {"loss": loss}, imgs.shape[0]
+
+    def after_step(self, step: int, final: bool) -> None:
+        if self.run.is_main and (step % self.cfg.vis_every == 0 or final):
+            self.unwrapped.eval()
+            # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.
+            with torch.random.fork_rng(devices=[]):
+                save_reconstructions(self.unwrapped, self.last_images, self.cfg.model.mask_ratio,
+                                     self.run.out / "reconstructions" / f"step_{step:07d}.png")
+            self.unwrapped.train()
+
+    def finish(self, progress) -> dict:
+        run, cfg = self.run, self.cfg
+        if run.is_main:
+            mae = getattr(self.unwrapped, "_orig_mod", self.unwrapped)
+            save_checkpoint(run.out / "checkpoint", mae, name="mae", config=self.mcfg, step=progress.step,
+                            data_manifest=str(cfg.data.shards), extra={"train_config": to_dict(cfg)})
+            save_encoder(run.out / "encoder", mae, self.mcfg, step=progress.step, data_manifest=str(cfg.data.shards))
+            loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss"], run.out / "loss.png", "MAE pretraining")
+        return {"samples": progress.samples}
+
+
+def plan_samples(cfg: MAEPretrainConfig) -> int:
+    return read_manifest(cfg.data.shards)["splits"][cfg.data.split]["count"]
 
 
 def train(cfg: MAEPretrainConfig) -> dict:
     run = Run(cfg.run, cfg, "mae_pretrain")
-    acc = run.accelerator
-    manifest = read_manifest(cfg.data.shards)
-    urls = split_urls(cfg.data.shards, cfg.data.split)
     check_shard_files(cfg.data.shards, cfg.data.split, rehash=cfg.data.verify)
-    num_train = manifest["splits"][cfg.data.split]["count"]
-
-    mcfg = model_config(cfg.model)
-    model = build_model("mae", mcfg)
-    steps = StepPlan.of(num_train, cfg.data.batch_size, cfg.run.grad_accum_steps, acc.num_processes,
-                        cfg.optim.epochs, cfg.optim.max_steps)
-    steps_per_epoch, total_steps, eff_batch = steps.per_epoch, steps.total, steps.effective_batch
-    base_lr = cfg.optim.lr if cfg.optim.lr is not None else effective_lr(cfg.optim.blr, eff_batch)
-    warmup_steps = cfg.optim.warmup_epochs * steps_per_epoch
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.optim.weight_decay), lr=base_lr,
-                                  betas=cfg.optim.betas)
-    if cfg.compile:
-        model = torch.compile(model)
-    model, optimizer = acc.prepare(model, optimizer)
-    progress = Progress()
-    state_objects = {"progress": progress}
-    resume = latest_state(cfg.run.out) if cfg.run.resume else None
-    if resume is not None:
-        load_training_state(acc, resume, state_objects)
-        run.resumed(resume, progress.step)
-    run.info(f"{cfg.model.arch} MAE: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
-             f"{num_train} training faces, effective batch {eff_batch}, lr {base_lr:.3g}, "
-             f"{total_steps} steps ({steps_per_epoch}/epoch)")
-
-    transform = mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)
-    loader = make_loader(cfg, lambda sample: (transform(sample["jpg"]), sample["__key__"]), acc, urls,
-                         start_batch=steps.first_micro_batch(progress.step),
-                         num_batches=steps.first_micro_batch(total_steps - progress.step))
-    unwrapped = acc.unwrap_model(model)
-    model.train()
-    window = LossWindow(run)
-    bar = run.progress(total=total_steps, initial=progress.step, desc="mae")
-    for imgs, keys in loader:
-        if progress.step >= total_steps:
-            break
-        imgs = imgs.to(acc.device, non_blocking=True)
-        lr = warmup_cosine(progress.step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr)
-        loss = mae_train_step(run, model, optimizer, imgs, cfg.model.mask_ratio, lr, cfg.optim.clip_grad,
-                              progress.step, keys)
-        window.add({"loss": loss}, imgs.shape[0])
-        progress.samples += imgs.shape[0] * acc.num_processes
-        if not acc.sync_gradients:
-            continue
-        progress.step += 1
-        bar.update(1)
-        if progress.step % cfg.run.log_every == 0 or progress.step == total_steps:
-            progress.loss = window.log(progress.step, total_steps, lr=lr)["loss"]
-        if run.is_main and (progress.step % cfg.vis_every == 0 or progress.step == total_steps):
-            unwrapped.eval()
-            # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.
-            with torch.random.fork_rng(devices=[]):
-                save_reconstructions(unwrapped, imgs, cfg.model.mask_ratio,
-                                     run.out / "reconstructions" / f"step_{progress.step:07d}.png")
-            unwrapped.train()
-        if progress.step % cfg.run.save_every == 0 and progress.step < total_steps:
-            run.raise_if_not_finite()
-            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
-    bar.close()
-    run.raise_if_not_finite()
-    save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
-    result = run.write_result(model, progress.step, {"samples": progress.samples})
-    if run.is_main:
-        mae = getattr(unwrapped, "_orig_mod", unwrapped)
-        save_checkpoint(run.out / "checkpoint", mae, name="mae", config=mcfg, step=progress.step,
-                        data_manifest=str(cfg.data.shards), extra={"train_config": to_dict(cfg)})
-        encoder = build_model("vit", encoder_config(mcfg))
-        encoder.load_state_dict(encoder_state(mae.state_dict()), strict=True)
-        save_checkpoint(run.out / "encoder", encoder, name="vit", config=encoder_config(mcfg),
-                        step=progress.step, data_manifest=str(cfg.data.shards))
-        loss_curves(read_metrics(run.out / "metrics.jsonl"), ["loss"], run.out / "loss.png", "MAE pretraining")
-    run.finish()
-    return result
+    plan = StepPlan.of(plan_samples(cfg), cfg.data.batch_size, cfg.run.grad_accum_steps,
+                       run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
+    return fit(run, MAETask(run, cfg, plan), plan)

@@ -20,7 +20,6 @@ reconstruction | poker face | emotion image | true neutral twin when the shards 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
@@ -28,7 +27,7 @@ from typing import Annotated, Literal, Optional
 import torch
 import torch.nn as nn
 
-from ..checkpoint import latest_state, load_training_state, save_checkpoint, save_training_state
+from ..checkpoint import latest_state, save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import IndexedShards, indexed_train_loader, split_index
 from ..data.transforms import denormalize, eval_transform
@@ -42,10 +41,11 @@ from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
 from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
-from ..runtime import LossWindow, Progress, Run, RunConfig, read_metrics
-from .finetune import (AugConfig, FTDataConfig, classifier_extra, end_of_epoch, sampling_plan, selection_split,
-                       train_transform)
-from .schedule import StepPlan, warmup_cosine
+from ..runtime import Progress, Run, RunConfig, read_metrics
+from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra,
+                         sampling_plan, select_and_save, selection_split, train_transform)
+from .loop import EpochSchedule, Task, WarmupCosine, fit
+from .schedule import StepPlan
 
 
 @dataclass
@@ -122,13 +122,13 @@ class PFOptimConfig:
 class PFViTConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/pfvit"))
     model: PFModelConfig = field(default_factory=PFModelConfig)
-    data: FTDataConfig = field(default_factory=FTDataConfig)
+    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     optim: PFOptimConfig = field(default_factory=PFOptimConfig)
     loss: PFLossConfig = field(default_factory=PFLossConfig)
     fr: FRConfig = field(default_factory=FRConfig)
     vis_every: PositiveInt = 500
-    select_metric: Literal["accuracy", "mean_class_accuracy", "macro_f1"] = "accuracy"
+    select_metric: SelectMetric = "accuracy"
 
 
 def model_config(cfg: PFModelConfig) -> dict:
@@ -300,133 +300,125 @@ def save_sample_grid(model: PokerFaceViT, images: torch.Tensor, twins: torch.Ten
     image_grid([[c[i] for c in columns] for i in range(images.shape[0])], path, titles=titles)
 
 
+class PFViTTask(Task):
+    """PF-ViT's game for :func:`fit`: its step is :func:`pfvit_train_step` (G then D), its validation is E+S+C's on
+    the selection split (best/, last/ and the discriminator saved), its pictures the sample grid."""
+
+    name = "pfvit"
+    loss_key = "total"
+    validates = True
+
+    def __init__(self, run: Run, cfg: PFViTConfig, plan: SamplingPlan, steps: StepPlan):
+        self.run, self.cfg, self.plan = run, cfg, plan
+        self.names = class_names(cfg.model.num_classes)
+        self.mconfig = model_config(cfg.model)
+        self.model: PokerFaceViT = build_model("pfvit", self.mconfig)
+        self.disc: Discriminator = build_model("pfvit_discriminator", discriminator_part(self.mconfig))
+        self.init_info = initialise(self.model, self.disc, cfg.model.init, run, cfg.model.head_init_std)
+        self.fr = build_face_embedder(cfg.fr.model, cfg.fr.weights)
+        if self.fr is not None:
+            self.fr.to(run.device)
+            run.info(f"FR orthogonality through {self.fr.name} "
+                     f"({'pretrained' if self.fr.pretrained else 'RANDOM weights'})")
+        o = cfg.optim
+        g_lr_scale = 1.0 if o.g_lr is None else o.g_lr / o.lr
+        self.g_opt = torch.optim.Adam([{"params": list(self.model.classifier.parameters()), "lr_scale": 1.0},
+                                       {"params": list(self.model.generator.parameters()), "lr_scale": g_lr_scale}],
+                                      lr=o.lr, betas=o.betas)
+        for group in self.g_opt.param_groups:
+            group["lr"] = o.lr * group["lr_scale"]
+        self.d_opt = torch.optim.Adam([p for p in self.disc.parameters() if p.requires_grad], lr=o.d_lr,
+                                      betas=o.d_betas)
+        if o.schedule == "cosine":
+            self.schedule = WarmupCosine([(self.g_opt, o.lr, o.min_lr), (self.d_opt, o.d_lr, o.min_lr * o.d_lr / o.lr)],
+                                         o.warmup_epochs * steps.per_epoch, steps.total)
+        else:
+            self.schedule = EpochSchedule([torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="max", factor=o.plateau_factor, patience=o.plateau_patience) for opt in (self.g_opt, self.d_opt)])
+        # optim.max_steps (a smoke run) caps the two preparatory loops as well as the game.
+        self.copy_steps, self.d_warmup_steps = (min(n, o.max_steps or n) for n in (cfg.model.mca_copy_steps,
+                                                                                   o.d_warmup_steps))
+        fresh = not (cfg.run.resume and latest_state(cfg.run.out) is not None)
+        if cfg.model.mca_init == "copy" and fresh:
+            error = fit_positional_copy(self.model.generator, training_tokens(self.model, cfg), self.copy_steps,
+                                        seed=cfg.run.seed)
+            run.info(f"MCA fitted as a positional copy of the memory in {self.copy_steps} steps (relative error "
+                     f"{error:.4f})")
+            self.init_info["mca_copy_error"] = error
+        self.val_index = split_index(cfg.data.shards, selection_split(cfg.data))
+        self.vis_images, self.vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
+
+    def prepare(self, run: Run) -> None:
+        self.model, self.disc, self.g_opt, self.d_opt = run.accelerator.prepare(self.model, self.disc, self.g_opt,
+                                                                                self.d_opt)
+        self.unwrapped: PokerFaceViT = run.accelerator.unwrap_model(self.model)
+
+    def start(self, run: Run, resumed: bool) -> None:
+        if not resumed and self.d_warmup_steps > 0:
+            warm_up_discriminator(run, self.disc, self.d_opt, self.cfg, self.plan, self.d_warmup_steps)
+        self.disc.train()
+
+    def summary(self) -> str:
+        cfg = self.cfg
+        return (f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
+                f"{cfg.optim.d_lr:.3g}, {sum(self.plan.keep)} training faces, losses {to_dict(cfg.loss)}")
+
+    def loader(self, start_batch: int, num_batches: int):
+        cfg, acc = self.cfg, self.run.accelerator
+        transform = train_transform(cfg.model.img_size, cfg.aug)
+        loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
+                                         lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
+                                         seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
+                                         start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                         keep=self.plan.keep, weights=self.plan.weights,
+                                         max_bad=cfg.data.max_bad_samples)
+        return loader
+
+    def step(self, batch, step: int):
+        images, labels = (t.to(self.run.device) for t in batch)
+        record = pfvit_train_step(self.run, self.model, self.disc, self.fr, self.g_opt, self.d_opt, images, labels,
+                                  self.cfg, step, self.plan.class_weights)
+        return record, images.shape[0]
+
+    def after_step(self, step: int, final: bool) -> None:
+        if self.run.is_main and (step % self.cfg.vis_every == 0 or final):
+            twins = None if self.vis_twins is None else self.vis_twins.to(self.run.device)
+            save_sample_grid(self.unwrapped, self.vis_images.to(self.run.device), twins,
+                             self.run.out / "samples" / f"step_{step:07d}.png")
+
+    def validate(self, progress: Progress) -> float:
+        run, cfg = self.run, self.cfg
+        metrics = split_metrics(run, self.unwrapped.classifier, self.names, cfg.model.img_size, cfg.data,
+                                selection_split(cfg.data), self.val_index)
+
+        def save(name: str, metrics: dict) -> None:
+            if run.is_main:
+                save_checkpoint(run.out / name, self.unwrapped, name="pfvit", config=self.mconfig,
+                                label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
+                                extra=classifier_extra(cfg.model.img_size, metrics, cfg, self.init_info))
+
+        score = select_and_save(run, progress, metrics, cfg.select_metric, save)
+        if run.is_main:
+            save_checkpoint(run.out / "discriminator", run.accelerator.unwrap_model(self.disc),
+                            name="pfvit_discriminator", config=discriminator_part(self.mconfig),
+                            label_names=self.names, step=progress.step)
+        return score
+
+    def finish(self, progress: Progress) -> dict:
+        if self.run.is_main:
+            loss_curves(read_metrics(self.run.out / "metrics.jsonl"),
+                        ["emo", "rec", "poker_rec", "adv", "dis", "orth", "orth_fr", "val_accuracy"],
+                        self.run.out / "loss.png", "PF-ViT")
+        return {"best_val": progress.best, "select_metric": self.cfg.select_metric,
+                "excluded_train_samples": self.plan.dropped,
+                "fr": None if self.fr is None else {"model": self.fr.name, "pretrained": self.fr.pretrained}}
+
+
 def train(cfg: PFViTConfig) -> dict:
     if cfg.data.soft_labels is not None:
         raise ConfigError("data.soft_labels is not supported by PF-ViT (L_emo is the hard-label CE of Eq. 5)")
     run = Run(cfg.run, cfg, "pfvit_train")
-    acc = run.accelerator
-    names = class_names(cfg.model.num_classes)
-    mconfig = model_config(cfg.model)
-    model: PokerFaceViT = build_model("pfvit", mconfig)
-    disc: Discriminator = build_model("pfvit_discriminator", discriminator_part(mconfig))
-    init_info = initialise(model, disc, cfg.model.init, run, cfg.model.head_init_std)
-    fr = build_face_embedder(cfg.fr.model, cfg.fr.weights)
-    if fr is not None:
-        fr.to(acc.device)
-        run.info(f"FR orthogonality through {fr.name} ({'pretrained' if fr.pretrained else 'RANDOM weights'})")
-
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps, acc.num_processes,
-                        cfg.optim.epochs, cfg.optim.max_steps)
-    steps_per_epoch, total_steps = steps.per_epoch, steps.total
-    g_lr_scale = 1.0 if cfg.optim.g_lr is None else cfg.optim.g_lr / cfg.optim.lr
-    g_opt = torch.optim.Adam([{"params": list(model.classifier.parameters()), "lr_scale": 1.0},
-                              {"params": list(model.generator.parameters()), "lr_scale": g_lr_scale}],
-                             lr=cfg.optim.lr, betas=cfg.optim.betas)
-    for group in g_opt.param_groups:
-        group["lr"] = cfg.optim.lr * group["lr_scale"]
-    d_opt = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=cfg.optim.d_lr,
-                             betas=cfg.optim.d_betas)
-    plateaus = [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.optim.plateau_factor,
-                                                           patience=cfg.optim.plateau_patience)
-                for opt in (g_opt, d_opt)] if cfg.optim.schedule == "plateau" else []
-    resume = latest_state(cfg.run.out) if cfg.run.resume else None
-    # optim.max_steps (a smoke run) caps the two preparatory loops as well as the game.
-    copy_steps, d_warmup_steps = (min(n, cfg.optim.max_steps or n) for n in (cfg.model.mca_copy_steps,
-                                                                              cfg.optim.d_warmup_steps))
-    if cfg.model.mca_init == "copy" and resume is None:
-        error = fit_positional_copy(model.generator, training_tokens(model, cfg), copy_steps, seed=cfg.run.seed)
-        run.info(f"MCA fitted as a positional copy of the memory in {copy_steps} steps (relative error {error:.4f})")
-        init_info["mca_copy_error"] = error
-    model, disc, g_opt, d_opt = acc.prepare(model, disc, g_opt, d_opt)
-    progress = Progress()
-    state_objects = {"progress": progress, **{f"plateau_{i}": p for i, p in enumerate(plateaus)}}
-    if resume is not None:
-        load_training_state(acc, resume, state_objects)
-        run.resumed(resume, progress.step, progress.epoch)
-
-    if resume is None and d_warmup_steps > 0:
-        warm_up_discriminator(run, disc, d_opt, cfg, plan, d_warmup_steps)
-
-    def set_lr(step: int) -> None:
-        """The cosine schedule's lr of both optimisers at ``step`` (the plateau schedule steps at epoch ends)."""
-        if cfg.optim.schedule != "cosine":
-            return
-        warmup = cfg.optim.warmup_epochs * steps_per_epoch
-        for opt, base in ((g_opt, cfg.optim.lr), (d_opt, cfg.optim.d_lr)):
-            lr = warmup_cosine(step, total_steps, warmup, base, cfg.optim.min_lr * base / cfg.optim.lr)
-            for group in opt.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-    run.info(f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
-             f"{cfg.optim.d_lr:.3g}, {sum(plan.keep)} training faces, {total_steps} steps ({steps_per_epoch}/epoch), "
-             f"losses {to_dict(cfg.loss)}")
-
-    transform = train_transform(cfg.model.img_size, cfg.aug)
-    loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
-                                     lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
-                                     seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                     start_batch=steps.first_micro_batch(progress.step),
-                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights,
-                                     max_bad=cfg.data.max_bad_samples)
-    unwrapped: PokerFaceViT = acc.unwrap_model(model)
-    val_index = split_index(cfg.data.shards, selection_split(cfg.data))
-    vis_images, vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
-
-    def save(name: str, metrics: dict) -> None:
-        if run.is_main:
-            save_checkpoint(run.out / name, unwrapped, name="pfvit", config=mconfig, label_names=names,
-                            step=progress.step, data_manifest=str(cfg.data.shards),
-                            extra=classifier_extra(cfg.model.img_size, metrics, cfg, init_info))
-
-    def visualise() -> None:
-        if run.is_main:
-            save_sample_grid(unwrapped, vis_images.to(acc.device), None if vis_twins is None else
-                             vis_twins.to(acc.device), run.out / "samples" / f"step_{progress.step:07d}.png")
-
-    model.train()
-    disc.train()
-    window = LossWindow(run)
-    bar = run.progress(total=total_steps, initial=progress.step, desc="pfvit")
-    for images, labels in loader:
-        if progress.step >= total_steps:
-            break
-        images, labels = images.to(acc.device), labels.to(acc.device)
-        set_lr(progress.step)
-        record = pfvit_train_step(run, model, disc, fr, g_opt, d_opt, images, labels, cfg, progress.step,
-                                  plan.class_weights)
-        window.add(record, images.shape[0])
-        if not acc.sync_gradients:
-            continue
-        progress.step += 1
-        bar.update(1)
-        if progress.step % cfg.run.log_every == 0:
-            progress.loss = window.log(progress.step, total_steps, lr=g_opt.param_groups[0]["lr"])["total"]
-        if progress.step % cfg.vis_every == 0:
-            visualise()
-        epoch_end = steps.epoch_end(progress.step)
-        keeps_weights = epoch_end or progress.step % cfg.run.save_every == 0
-        if keeps_weights:
-            run.raise_if_not_finite()  # before weights are evaluated or saved
-        if epoch_end:
-            progress.epoch = math.ceil(progress.step / steps_per_epoch)
-            metrics = split_metrics(run, unwrapped.classifier, names, cfg.model.img_size, cfg.data,
-                                    selection_split(cfg.data), val_index)
-            end_of_epoch(run, progress, metrics, cfg.select_metric, plateaus, save)
-            if run.is_main:
-                save_checkpoint(run.out / "discriminator", acc.unwrap_model(disc), name="pfvit_discriminator",
-                                config=discriminator_part(mconfig), label_names=names, step=progress.step)
-        if keeps_weights:
-            save_training_state(acc, cfg.run.out, progress.step, cfg.run.keep_states, state_objects)
-    bar.close()
-    visualise()
-    result = run.write_result(model, progress.step, {"best_val": progress.best, "select_metric": cfg.select_metric,
-                                                     "excluded_train_samples": plan.dropped,
-                                                     "fr": None if fr is None else {"model": fr.name,
-                                                                                    "pretrained": fr.pretrained}})
-    if run.is_main:
-        loss_curves(read_metrics(run.out / "metrics.jsonl"),
-                    ["emo", "rec", "poker_rec", "adv", "dis", "orth", "orth_fr", "val_accuracy"],
-                    run.out / "loss.png", "PF-ViT")
-    run.finish()
-    return result
-
+    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps,
+                        run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
+    return fit(run, PFViTTask(run, cfg, plan, steps), steps)

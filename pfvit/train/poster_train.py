@@ -22,20 +22,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checkpoint import load_state, read_meta
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
-from ..models.convert import encoder_state, load_into, read_pretrained
+from ..models.convert import encoder_state, read_pretrained
 from ..models.mae import Arch
+from ..models.pfvit import PFVIT_MODELS, backbone_state
 from ..models.poster.layers import gaussian_kl
 from ..models.poster.poster import poster_config
 from ..models.poster.weights import load_face_weights
 from ..models.registry import build_model
-from ..checkpoint import read_meta
-from .finetune import FTAugConfig, FTDataConfig, fit_classifier, sampling_plan, soft_target_loss, train_transform
 from ..runtime import Run, RunConfig
-
-PFVIT_MODELS = ("pfvit", "pfvit_classifier")
+from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, sampling_plan,
+                         soft_target_loss, train_transform)
+from .loop import EpochSchedule, fit
+from .schedule import StepPlan
 
 
 @dataclass
@@ -82,7 +84,7 @@ class PosterLossConfig:
 
 
 @dataclass
-class PosterAugConfig(FTAugConfig):
+class PosterAugConfig(MixAugConfig):
     lighting: NonNegativeFloat = 0.0  # PCA lighting alphastd (POSTER-cv: 0.1); 0 disables
     reprob: Probability = 0.25
 
@@ -91,11 +93,11 @@ class PosterAugConfig(FTAugConfig):
 class PosterConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/poster"))
     model: PosterModelConfig = field(default_factory=PosterModelConfig)
-    data: FTDataConfig = field(default_factory=FTDataConfig)
+    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
     aug: PosterAugConfig = field(default_factory=PosterAugConfig)
     optim: PosterOptimConfig = field(default_factory=PosterOptimConfig)
     loss: PosterLossConfig = field(default_factory=PosterLossConfig)
-    select_metric: Literal["accuracy", "mean_class_accuracy", "macro_f1"] = "accuracy"
+    select_metric: SelectMetric = "accuracy"
 
 
 def class_balanced_focal_loss(logits: torch.Tensor, target: torch.Tensor, counts: torch.Tensor, beta: float,
@@ -165,22 +167,18 @@ def _load_encoder(backbone: nn.Module, path: str, meta: dict | None) -> dict:
     """E (and S) of a pfvit MAE / ViT / PF-ViT checkpoint, or an official-style MAE ``.pth``, into the backbone."""
     state = read_pretrained(path, ("mae", "vit", *PFVIT_MODELS))
     if meta is not None and meta["model"] in PFVIT_MODELS:
-        prefix = "classifier." if meta["model"] == "pfvit" else ""
-        enc = {k[len(prefix + "encoder."):]: v for k, v in state.items() if k.startswith(prefix + "encoder.")}
-        sep = {k[len(prefix + "separator."):]: v for k, v in state.items() if k.startswith(prefix + "separator.")}
+        enc, sep = backbone_state(state, meta["model"])
     else:
         enc, sep = encoder_state(state), {}
-    report = load_into(backbone.encoder, enc, path)
-    if report.missing:  # the backbone's encoder has no head: every tensor it has must come from the checkpoint
-        raise CheckpointError(f"{path} does not fit the encoder backbone: missing {report.missing[:4]}; check "
-                              "model.arch, model.img_size and model.patch_size")
+    # The backbone's encoder has no head: every tensor it has must come from the checkpoint.
+    report = load_state(backbone.encoder, enc, source=str(path), what="the encoder backbone", allow_unexpected=True)
     out = {"encoder_tensors": report.loaded}
     if backbone.separator is not None:
         if not sep:
             raise CheckpointError(f"{path} has no PF-ViT separator; set model.separator=false or use a PF-ViT "
                                   "checkpoint")
-        backbone.separator.load_state_dict(sep, strict=True)
-        out["separator_tensors"] = len(sep)
+        out["separator_tensors"] = load_state(backbone.separator, sep, source=str(path),
+                                              what="the PF-ViT separator").loaded
     return out
 
 
@@ -203,8 +201,10 @@ def train(cfg: PosterConfig) -> dict:
     run.info(f"trainable parameters {trainable:,} of {total:,}" + (" (LoRA)" if cfg.model.lora_r else ""))
     init_info = {**init_info, "trainable_parameters": trainable, "parameters": total}
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
+    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps,
+                        run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
     optimizer = make_optimizer(model, cfg.optim)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.gamma)
+    schedule = EpochSchedule([torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.gamma)])
     transform = train_transform(cfg.model.img_size, cfg.aug)
     if cfg.aug.lighting > 0:
         transform.transforms.append(PCALighting(cfg.aug.lighting))
@@ -216,7 +216,10 @@ def train(cfg: PosterConfig) -> dict:
             loss = loss + cfg.loss.kl_weight * gaussian_kl(out["mu"].float(), out["logvar"].float())
         return loss
 
-    return fit_classifier(run, cfg, model, model_name=name, model_config=mconfig, init_info=init_info, plan=plan,
-                          optimizer=optimizer, loss_fn=loss_fn, transform=transform,
-                          title=f"{cfg.model.variant} ({cfg.model.backbone} backbone)", schedulers=[schedule],
+    # Mixed targets are smoothed as the loss smooths hard ones (one knob: loss.smoothing).
+    smoothing = cfg.loss.smoothing if cfg.loss.kind in ("lsce", "poster") else 0.0
+    task = ClassifierTask(run, cfg, model, model_name=name, model_config=mconfig, init_info=init_info, plan=plan,
+                          optimizer=optimizer, schedule=schedule, loss_fn=loss_fn, transform=transform,
+                          title=f"{cfg.model.variant} ({cfg.model.backbone} backbone)", label_smoothing=smoothing,
                           sam_rho=cfg.optim.sam_rho)
+    return fit(run, task, steps)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ...checkpoint import save_checkpoint
+from ...checkpoint import load_state, save_checkpoint
 from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ...errors import CheckpointError
 from ...labels import class_names, index_of
@@ -20,30 +20,16 @@ from .ir50 import remap_ir50_keys
 from .poster import poster_config
 
 
-def load_exact(module: nn.Module, state: dict[str, torch.Tensor], source: str, what: str) -> int:
-    """Load ``state`` into ``module``; every tensor of the module must be present with its shape. Returns the
-    number loaded (extra tensors in ``state`` are the caller's business)."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or wrong:
-        raise CheckpointError(
-            f"{source}: {len(own) - len(missing) - len(wrong)} of {len(own)} {what} tensors match (missing "
-            f"{missing[:3]}, wrong shape {wrong[:3]}); is it the right file for {what}?")
-    module.load_state_dict({k: state[k] for k in own}, strict=True)
-    return len(own)
-
-
 def load_face_weights(backbone: nn.Module, ir50: str | Path | None, mobilefacenet: str | Path | None) -> dict:
     """IR-50 and MobileFaceNet weights into a :class:`~.backbones.FaceBackbone`: the tensor counts loaded."""
     counts = {}
     if ir50 is not None:
-        counts["ir50_tensors"] = load_exact(backbone.image_net, remap_ir50_keys(read_torch_state(ir50)), str(ir50),
-                                            "IR-50 (stages 1-3)")
+        counts["ir50_tensors"] = load_state(backbone.image_net, remap_ir50_keys(read_torch_state(ir50)),
+                                            source=str(ir50), what="IR-50 (stages 1-3)", allow_unexpected=True).loaded
     if mobilefacenet is not None:
         state = {k: v for k, v in read_torch_state(mobilefacenet).items() if not k.startswith("output_layer.")}
-        counts["mobilefacenet_tensors"] = load_exact(backbone.landmark_net, state, str(mobilefacenet),
-                                                     "MobileFaceNet landmark")
+        counts["mobilefacenet_tensors"] = load_state(backbone.landmark_net, state, source=str(mobilefacenet),
+                                                     what="MobileFaceNet landmark", allow_unexpected=True).loaded
     return counts
 
 
@@ -122,7 +108,8 @@ def import_released_poster(path: str | Path, out: str | Path, variant: str, labe
             permuted = torch.empty_like(state[key])
             permuted[order] = state[key]
             state[key] = permuted
-    loaded = load_exact(model, state, str(path), f"{variant} (face backbone)")
+    loaded = load_state(model, state, source=str(path), what=f"{variant} (face backbone)",
+                        allow_unexpected=True).loaded
     extra = {"preprocess": {"img_size": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
              "imported_from": str(path), "released_label_order": list(label_order), "unused_tensors": unused}
     save_checkpoint(out, model, name=name, config=config, label_names=names, extra=extra)
