@@ -391,7 +391,9 @@ def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_
     from pfvit.eval.evaluate import EvalConfig, evaluate
 
     shards = {}
-    for name, seed, num, identities in (("judge", 1, 4000, 400), ("study", 0, 600, 60)):
+    # The study's judge recipe (Makefile pfvit-study: 8000 faces of 800 other identities, JudgeConfig's 3000
+    # steps), read on 300 test faces of the study's seed.
+    for name, seed, num, identities in (("judge", 1, 8000, 800), ("study", 0, 3000, 300)):
         shards[name] = tmp_path / name
         proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", str(num), "--identities", str(identities),
                            "--seed", str(seed), "--size", "32", "--disturbance", "0", "--maxcount", "1000",
@@ -402,5 +404,5 @@ def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = evaluate(EvalConfig(checkpoint=str(tmp_path / "judge"), shards=str(shards["study"]), split="test",
                                   out=str(tmp_path / "eval"), num_workers=0))
-    assert metrics["num_samples"] >= 50
+    assert metrics["num_samples"] >= 250
     assert metrics["accuracy"] >= 0.85, metrics["accuracy"]

@@ -138,3 +138,19 @@ def test_epoch_sampler_ranks_disjoint_equal_and_resumable():
     assert resumed == unbroken[11:]
     with pytest.raises(UserError, match="cannot fill one batch"):
         EpochBatchSampler([5], 8, seed=0)
+
+
+def test_epoch_sampler_reshuffles_where_the_loops_epoch_ends_with_gradient_accumulation():
+    """137 faces, batch 8, 3 micro-batches per step: the loop's epoch is 137 // 24 = 5 steps = 15 micro-batches,
+    not the 17 full batches; the sampler's epoch 1 must begin at micro-batch 15."""
+    import itertools
+
+    from pfvit.data.shards import EpochBatchSampler
+    from pfvit.train.schedule import StepPlan
+
+    plan = StepPlan.of(137, 8, grad_accum_steps=3, processes=1, epochs=2)
+    sampler = EpochBatchSampler([137], 8, seed=0, batches_per_epoch=plan.micro_batches_per_epoch)
+    epochs = [{e for e, _ in batch} for batch in itertools.islice(iter(sampler), 2 * plan.micro_batches_per_epoch)]
+    assert plan.micro_batches_per_epoch == 15 and epochs[14] == {0} and epochs[15] == {1} and epochs[29] == {1}
+    with pytest.raises(ValueError, match="at most 17"):
+        EpochBatchSampler([137], 8, seed=0, batches_per_epoch=18)

@@ -454,10 +454,13 @@ class EpochBatchSampler:
     ``batches_per_epoch × batch_size`` indices, so ranks never share a sample within an epoch and all ranks run
     the same number of steps. Batch ``b`` is a pure function of ``(seed, b, rank, world)``: resuming at
     ``start_batch`` skips index lists, not data, and continues exactly where an unbroken run would be.
+    ``batches_per_epoch``: the training loop's epoch in micro-batches (``StepPlan.micro_batches_per_epoch``), so
+    that reshuffles fall on its epoch ends with any ``grad_accum_steps``; by default every full batch.
     """
 
     def __init__(self, shard_sizes: Sequence[int], batch_size: int, *, seed: int, rank: int = 0, world: int = 1,
-                 start_batch: int = 0, keep: Sequence[bool] | None = None, weights: Sequence[float] | None = None):
+                 start_batch: int = 0, keep: Sequence[bool] | None = None, weights: Sequence[float] | None = None,
+                 batches_per_epoch: int | None = None):
         import numpy as np
 
         self.keep = None if keep is None else np.asarray(keep, dtype=bool)
@@ -468,10 +471,14 @@ class EpochBatchSampler:
                 self.weights = self.weights * self.keep
             self.weights = self.weights / self.weights.sum()
         total = int(self.keep.sum()) if self.keep is not None else sum(shard_sizes)
-        self.batches_per_epoch = total // (world * batch_size)
-        if self.batches_per_epoch < 1:
+        full = total // (world * batch_size)
+        if full < 1:
             raise UserError(f"{total} samples cannot fill one batch of {batch_size} on each of {world} process(es); "
                             "lower data.batch_size or add data")
+        if batches_per_epoch is not None and not 1 <= batches_per_epoch <= full:
+            raise ValueError(f"an epoch of {batches_per_epoch} batches does not fit {total} samples in batches of "
+                             f"{batch_size} on {world} process(es) (at most {full})")
+        self.batches_per_epoch = full if batches_per_epoch is None else batches_per_epoch
         self.shard_sizes, self.batch_size = list(shard_sizes), batch_size
         self.seed, self.rank, self.world, self.start_batch = seed, rank, world, start_batch
 
@@ -548,7 +555,8 @@ class SkipUnreadable:
 def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[[dict], Any], batch_size: int, *,
                          seed: int, rank: int = 0, world: int = 1, start_batch: int = 0, num_workers: int = 0,
                          collate: Callable | None = None, keep: Sequence[bool] | None = None,
-                         weights: Sequence[float] | None = None, max_bad: int = 10):
+                         weights: Sequence[float] | None = None, max_bad: int = 10,
+                         batches_per_epoch: int | None = None):
     """An endless, exactly resumable training loader (see :class:`EpochBatchSampler`); returns (loader, sampler).
     Up to ``max_bad`` samples that cannot be read are skipped (counted, each with a warning line)."""
     import torch
@@ -556,7 +564,8 @@ def indexed_train_loader(shard_dir: str | Path, split: str, transform: Callable[
 
     dataset = SeededTrainDataset(shard_dir, split, transform, seed, max_bad)
     sampler = EpochBatchSampler(dataset.shard_sizes, batch_size, seed=seed, rank=rank, world=world,
-                                start_batch=start_batch, keep=keep, weights=weights)
+                                start_batch=start_batch, keep=keep, weights=weights,
+                                batches_per_epoch=batches_per_epoch)
     # A private generator: creating the loader must not draw from the global RNG (it would shift masking noise).
     # Pinned host memory when a GPU will take the batches: the copy to it can then overlap the step.
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=SkipUnreadable(collate),

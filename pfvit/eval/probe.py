@@ -103,7 +103,7 @@ class JudgeConfig:
     out: str = "runs/judge"
     num_classes: Literal[7, 8] = 8
     img_size: PositiveInt = 32
-    steps: PositiveInt = 1500
+    steps: PositiveInt = 3000
     batch_size: PositiveInt = 64
     lr: PositiveFloat = 6e-3
     seed: NonNegativeInt = 0

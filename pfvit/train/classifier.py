@@ -206,7 +206,7 @@ class ClassifierTask(Task):
         return (f"{self.name}: {self.cfg.model.num_classes} classes, lr {self.schedule.lr:.3g}, "
                 f"{sum(self.plan.keep)} training faces")
 
-    def loader(self, start_batch: int, num_batches: int):
+    def loader(self, start_batch: int, num_batches: int, epoch_batches: int):
         cfg, acc = self.cfg, self.run.accelerator
         soft_key = cfg.data.soft_labels
 
@@ -216,7 +216,8 @@ class ClassifierTask(Task):
 
         loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
                                          seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                         start_batch=start_batch, batches_per_epoch=epoch_batches,
+                                         num_workers=cfg.data.num_workers,
                                          keep=self.plan.keep, weights=self.plan.weights,
                                          max_bad=cfg.data.max_bad_samples)
         return loader

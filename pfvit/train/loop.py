@@ -107,8 +107,9 @@ class Task:
         """The run's first line, before its step counts."""
         return self.name
 
-    def loader(self, start_batch: int, num_batches: int) -> Iterable:
-        """This process's micro-batches from ``start_batch``; ``num_batches`` is what the run still needs."""
+    def loader(self, start_batch: int, num_batches: int, epoch_batches: int) -> Iterable:
+        """This process's micro-batches from ``start_batch``; ``num_batches`` is what the run still needs,
+        ``epoch_batches`` the micro-batches of one epoch (the sampler's reshuffle period)."""
         raise NotImplementedError
 
     def step(self, batch, step: int) -> tuple[dict[str, torch.Tensor], int]:
@@ -140,7 +141,8 @@ def fit(run: Run, task: Task, plan: StepPlan) -> dict:
     task.start(run, resumed=resume is not None)
     run.info(f"{task.summary()}, {plan.total} steps ({plan.per_epoch}/epoch, effective batch {plan.effective_batch})")
 
-    loader = task.loader(plan.first_micro_batch(progress.step), plan.first_micro_batch(plan.total - progress.step))
+    loader = task.loader(plan.first_micro_batch(progress.step), plan.first_micro_batch(plan.total - progress.step),
+                         plan.micro_batches_per_epoch)
     task.model.train()
     window = LossWindow(run)
     saved_at = progress.step

@@ -136,7 +136,7 @@ class MAETask(Task):
         return (f"{self.cfg.model.arch} MAE: {sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M "
                 f"parameters, {self.num_train} training faces, lr {self.schedule.lr:.3g}")
 
-    def loader(self, start_batch: int, num_batches: int):
+    def loader(self, start_batch: int, num_batches: int, epoch_batches: int):
         cfg, acc = self.cfg, self.run.accelerator
 
         def make_example(sample: dict):
@@ -145,7 +145,8 @@ class MAETask(Task):
         if cfg.data.reader == "indexed":
             loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.split, make_example, cfg.data.batch_size,
                                              seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                             start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                             start_batch=start_batch, batches_per_epoch=epoch_batches,
+                                             num_workers=cfg.data.num_workers,
                                              max_bad=cfg.data.max_bad_samples)
             return loader
         # The stream cannot skip what an interrupted run consumed; a resumed run re-seeds it with the position.

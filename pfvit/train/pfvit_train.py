@@ -363,13 +363,14 @@ class PFViTTask(Task):
         return (f"PF-ViT {cfg.model.arch}, {cfg.model.num_classes} classes, lr {cfg.optim.lr:.3g} / D "
                 f"{cfg.optim.d_lr:.3g}, {sum(self.plan.keep)} training faces, losses {to_dict(cfg.loss)}")
 
-    def loader(self, start_batch: int, num_batches: int):
+    def loader(self, start_batch: int, num_batches: int, epoch_batches: int):
         cfg, acc = self.cfg, self.run.accelerator
         transform = train_transform(cfg.model.img_size, cfg.aug)
         loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
                                          lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
                                          seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, num_workers=cfg.data.num_workers,
+                                         start_batch=start_batch, batches_per_epoch=epoch_batches,
+                                         num_workers=cfg.data.num_workers,
                                          keep=self.plan.keep, weights=self.plan.weights,
                                          max_bad=cfg.data.max_bad_samples)
         return loader

@@ -31,6 +31,11 @@ class StepPlan:
         total = math.ceil(epochs * per_epoch)
         return cls(effective, per_epoch, total if max_steps is None else min(total, max_steps), grad_accum_steps)
 
+    @property
+    def micro_batches_per_epoch(self) -> int:
+        """The loader's epoch: the sampler reshuffles where the loop's epoch ends."""
+        return self.per_epoch * self.grad_accum_steps
+
     def first_micro_batch(self, step: int) -> int:
         return step * self.grad_accum_steps
 
