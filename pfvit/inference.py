@@ -62,7 +62,7 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model.forward_head(self.model.forward_features(x))
 
     def preprocess(self, images) -> torch.Tensor:
         """PIL images or uint8 tensors → a normalised float batch at the model's size."""
@@ -83,17 +83,8 @@ class Classifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The vector the head classifies (B, D): ViT [CLS] (or pooled tokens), PF-ViT's V_e[CLS], POSTER's
-        SE-gated [CLS] — what retrieval compares."""
-        from .models.pfvit import EmotionClassifier
-
-        m = self.model
-        if isinstance(m, EmotionClassifier):
-            return m.separate(x)[1][:, 0]
-        if hasattr(m, "forward_head"):  # timm ViT
-            return m.forward_head(m.forward_features(x), pre_logits=True)
-        if hasattr(m, "features"):  # POSTER family
-            return m.features(x)
-        raise UserError(f"{type(m).__name__} exposes no feature vector; use a ViT, PF-ViT or POSTER checkpoint")
+        SE-gated [CLS] — what retrieval compares (the classifier contract, models/vit.py)."""
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     @torch.no_grad()
     def predict(self, images) -> Prediction:
@@ -117,7 +108,5 @@ def load_classifier(path: str | Path) -> Classifier:
     if meta["config"]["num_classes"] != len(meta["label_names"]):
         raise CheckpointError(f"{path}: {meta['config']['num_classes']} outputs but {len(meta['label_names'])} "
                               "class names")
-    if meta["model"] == "pfvit":
-        model = model.classifier
     return Classifier(model, meta["label_names"], preprocess["img_size"], preprocess["mean"],
                       preprocess["std"]).eval()

@@ -111,3 +111,38 @@ def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path, monkeypatch):
         test_every_module_has_a_layer_and_every_import_goes_down()
     with pytest.raises(AssertionError, match="pfvit.models.a → pfvit.train.b → pfvit.models.a"):
         test_no_modules_import_each_other_in_a_circle()
+
+
+def _tiny_classifiers():
+    """One small model of every registered classifier, as its checkpoint's config would build it."""
+    from pfvit.models.poster.poster import poster_config
+    from pfvit.models.registry import build_model
+
+    vit = dict(img_size=32, patch_size=8, embed_dim=32, depth=3, num_heads=2)
+    models = {"vit": build_model("vit", {**vit, "num_classes": 5}),
+              "pfvit_classifier": build_model("pfvit_classifier", {**vit, "num_classes": 5}),
+              "pfvit": build_model("pfvit", {**vit, "num_classes": 5, "decoder_embed_dim": 16, "decoder_depth": 1,
+                                             "decoder_num_heads": 2}),
+              "expression_cnn": build_model("expression_cnn", {"num_classes": 5})}
+    for variant in ("poster", "poster++", "poster-var"):
+        name, config = poster_config(variant, 5, backbone="encoder", arch="vit_tiny", img_size=32, patch_size=8)
+        models[variant] = build_model(name, {**config, "encoder": {**config["encoder"], "depth": 3}})
+    return models
+
+
+def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
+    """timm's contract for every classifier: forward_head(forward_features(x)) is the logits, pre_logits the
+    (B, D) vector the head reads, and cam_target() a layer of the model itself — what inference, retrieval and
+    the CAMs call, with no dispatch on the model's type."""
+    torch = pytest.importorskip("torch")
+    x = torch.randn(2, 3, 32, 32)
+    for name, model in _tiny_classifiers().items():
+        model.eval()
+        with torch.no_grad():
+            logits = model(x) if name != "pfvit" else model(x, render_emotion=False)["logits"]
+            features = model.forward_features(x)
+            torch.testing.assert_close(model.forward_head(features), logits, msg=name)
+            vector = model.forward_head(features, pre_logits=True)
+        assert vector.dim() == 2 and vector.shape[0] == 2, (name, vector.shape)
+        layer, _ = model.cam_target()
+        assert any(layer is m for m in model.modules()), name

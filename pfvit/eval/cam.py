@@ -1,8 +1,9 @@
 """Class activation maps (the grad-cam package): GradCAM and GradCAM++ for every pfvit classifier.
 
-Target layers: for ViTs (baseline, PF-ViT's E) the first norm of the last block, its patch tokens reshaped to the
-token grid; for the POSTER family on the face backbone the last IR-50 unit (256×14×14, as POSTER-cv), on the
-encoder backbone the encoder's last block as for ViTs. Maps come back at the classifier's input size in [0, 1].
+Target layers (each model's ``cam_target()``): for ViTs (baseline, PF-ViT's E) the first norm of the last block,
+its patch tokens reshaped to the token grid; for the POSTER family on the face backbone the last IR-50 unit
+(256×14×14, as POSTER-cv), on the encoder backbone the encoder's last block as for ViTs; for the expression CNN its
+last conv block. Maps come back at the classifier's input size in [0, 1].
 """
 
 from __future__ import annotations
@@ -12,40 +13,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 from PIL import Image, ImageDraw
 
 from ..errors import UserError
 from ..inference import Classifier
 
 METHODS = ("gradcam", "gradcam++")
-
-
-def _token_grid(vit: nn.Module):
-    grid = vit.patch_embed.grid_size
-    prefix = vit.num_prefix_tokens
-
-    def reshape(tokens: torch.Tensor) -> torch.Tensor:
-        return tokens[:, prefix:].reshape(tokens.shape[0], *grid, tokens.shape[-1]).permute(0, 3, 1, 2)
-
-    return reshape
-
-
-def target_layer(model: nn.Module):
-    """(layer, reshape transform or None) of a classifier's network."""
-    from ..models.pfvit import EmotionClassifier
-
-    if isinstance(model, EmotionClassifier):
-        return model.encoder.blocks[-1].norm1, _token_grid(model.encoder)
-    if hasattr(model, "blocks") and hasattr(model, "patch_embed"):  # timm ViT
-        return model.blocks[-1].norm1, _token_grid(model)
-    backbone = getattr(model, "backbone", None)
-    if backbone is not None and hasattr(backbone, "image_net"):
-        return backbone.image_net.body3[-1], None
-    if backbone is not None and hasattr(backbone, "encoder"):
-        return backbone.encoder.blocks[-1].norm1, _token_grid(backbone.encoder)
-    raise UserError(f"no CAM target layer known for {type(model).__name__}; CAMs need a ViT, PF-ViT or POSTER "
-                    "checkpoint")
 
 
 def class_activation_maps(classifier: Classifier, images, classes: Sequence[int] | None = None,
@@ -57,7 +30,7 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
 
     if method not in METHODS:
         raise UserError(f"CAM method {method!r} is not one of {', '.join(METHODS)}")
-    layer, reshape = target_layer(classifier.model)
+    layer, reshape = classifier.model.cam_target()  # the classifier contract (models/vit.py)
     x = classifier.preprocess(images)
     with torch.no_grad():
         probs = classifier(x).float().softmax(-1)

@@ -24,8 +24,17 @@ class ExpressionCNN(nn.Module):
         self.head = nn.Linear(chans[-1], num_classes)
         self.num_classes = num_classes
 
+    def forward_features(self, x):
+        return self.features(x)
+
+    def forward_head(self, x, pre_logits: bool = False):
+        return x if pre_logits else self.head(x)
+
     def forward(self, x):
-        return self.head(self.features(x))
+        return self.forward_head(self.forward_features(x))
+
+    def cam_target(self):
+        return self.features[-3], None  # the last conv block, before the pooling and the flatten
 
 
 @register("expression_cnn")

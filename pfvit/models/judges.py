@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserError
 from ..labels import CANONICAL, NAME_ALIASES
 from ..resources import package_file
 
@@ -131,9 +131,24 @@ class GreyJudge(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    # The classifier contract (models/vit.py): the network's last convolution is its classifier, so the logits
+    # are its features and there is neither a feature vector nor a module to hook for a CAM.
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         grey = (x * self.luma).sum(dim=1, keepdim=True)
         return self.net(grey)[:, self.order]
+
+    def forward_head(self, logits: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            raise UserError(f"{JUDGE_NAME} exposes no feature vector (its last convolution classifies); use a "
+                            "ViT, PF-ViT or POSTER checkpoint")
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+    def cam_target(self):
+        raise UserError(f"{JUDGE_NAME} has no layer for a CAM (a functional Keras graph); CAMs need a ViT, PF-ViT, "
+                        "POSTER or expression CNN checkpoint")
 
 
 def fer_judge() -> GreyJudge:

@@ -75,11 +75,19 @@ class EmotionClassifier(nn.Module):
         gate = self.separator(z)
         return z, z * gate, z * (1 - gate)
 
-    def classify(self, v_e: torch.Tensor) -> torch.Tensor:
-        return self.head(v_e[:, 0])
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """V_e, the expression tokens (B, N+1, L)."""
+        return self.separate(x)[1]
+
+    def forward_head(self, v_e: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """C(V_e[CLS]) (Eq. 5); ``pre_logits``: V_e[CLS]."""
+        return v_e[:, 0] if pre_logits else self.head(v_e[:, 0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.separate(x)[1])
+        return self.forward_head(self.forward_features(x))
+
+    def cam_target(self):
+        return self.encoder.cam_target()
 
 
 class Generator(nn.Module):
@@ -154,11 +162,21 @@ class PokerFaceViT(nn.Module):
         z, v_e, v_p = self.classifier.separate(x)
         parts = [v_e + v_p, v_p] + ([v_e] if render_emotion else [])
         images = self.generator(torch.cat(parts)).split(x.shape[0])
-        out = {"logits": self.classifier.classify(v_e), "z": z, "v_e": v_e, "v_p": v_p,
+        out = {"logits": self.classifier.forward_head(v_e), "z": z, "v_e": v_e, "v_p": v_p,
                "reconstruction": images[0], "poker_face": images[1]}
         if render_emotion:
             out["emotion_image"] = images[2]
         return out
+
+    # The classifier contract (models/vit.py) is E + S + C's: a full PF-ViT checkpoint classifies as its export.
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.forward_features(x)
+
+    def forward_head(self, v_e: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.classifier.forward_head(v_e, pre_logits)
+
+    def cam_target(self):
+        return self.classifier.cam_target()
 
     @torch.no_grad()
     def poker_face(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,15 @@
-"""Plain ViTs in timm's ``vit_*_patch16_224`` layout: the MAE encoder's export and the fine-tuned classifier."""
+"""Plain ViTs in timm's ``vit_*_patch16_224`` layout: the MAE encoder's export and the fine-tuned classifier.
+
+Every pfvit classifier follows timm's contract: ``forward_features(x)`` → what the head reads,
+``forward_head(features, pre_logits=False)`` → logits, or with ``pre_logits=True`` the (B, D) vector the head
+classifies (what retrieval compares), and ``cam_target()`` → (layer, reshape transform or None) for Grad-CAM.
+"""
 
 from __future__ import annotations
 
 from functools import partial
 
+import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
@@ -12,17 +18,33 @@ from .registry import register
 ENCODER_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
 
 
+def token_grid(vit: VisionTransformer):
+    """Grad-CAM's reshape of a ViT block's tokens (B, prefix + g·g, D) into a map (B, D, g, g)."""
+    grid, prefix = vit.patch_embed.grid_size, vit.num_prefix_tokens
+
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        return tokens[:, prefix:].reshape(tokens.shape[0], *grid, tokens.shape[-1]).permute(0, 3, 1, 2)
+
+    return reshape
+
+
+class ViT(VisionTransformer):
+    """timm's ViT (same keys, same forward) with the classifier contract's CAM layer."""
+
+    def cam_target(self):
+        return self.blocks[-1].norm1, token_grid(self)
+
+
 @register("vit")
 def build_vit(img_size: int = 224, patch_size: int = 16, embed_dim: int = 192, depth: int = 12, num_heads: int = 3,
               mlp_ratio: float = 4.0, num_classes: int = 0, global_pool: str = "token",
-              drop_path_rate: float = 0.0) -> VisionTransformer:
+              drop_path_rate: float = 0.0) -> ViT:
     """A timm ViT with MAE's choices (qkv bias, LayerNorm ε 1e-6). ``num_classes=0``: features only (the
     encoder); otherwise a linear head on [CLS] (``global_pool="token"``, the paper's baseline) or on the mean of
     the patch tokens after ``fc_norm`` (``"avg"``, MAE's fine-tuning default)."""
-    return VisionTransformer(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth,
-                             num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, num_classes=num_classes,
-                             global_pool=global_pool, drop_path_rate=drop_path_rate,
-                             norm_layer=partial(nn.LayerNorm, eps=1e-6))
+    return ViT(img_size=img_size, patch_size=patch_size, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+               mlp_ratio=mlp_ratio, qkv_bias=True, num_classes=num_classes, global_pool=global_pool,
+               drop_path_rate=drop_path_rate, norm_layer=partial(nn.LayerNorm, eps=1e-6))
 
 
 def encoder_config(config: dict) -> dict:

@@ -38,6 +38,9 @@ class FaceBackbone(nn.Module):
     def forward(self, x: torch.Tensor):
         return self.image_net(x), self.landmark_net(x)
 
+    def cam_target(self):
+        return self.image_net.body3[-1], None
+
 
 class EncoderBackbone(nn.Module):
     """Three token grids of the ViT encoder, each (B, D, g, g) with g = img_size / patch_size."""
@@ -61,3 +64,6 @@ class EncoderBackbone(nn.Module):
         b, d = z.shape[0], z.shape[-1]
         deepest = z[:, self.encoder.num_prefix_tokens:].transpose(1, 2).reshape(b, d, *self.grid)
         return (maps[0], maps[1], deepest), None
+
+    def cam_target(self):
+        return self.encoder.cam_target()

@@ -112,7 +112,7 @@ class PosterV2(nn.Module):
         if lora_r:
             apply_lora(self, lora_r, lora_alpha, lora_dropout)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The SE-gated [CLS] feature (B, embed_dim) that the head classifies."""
         image, landmarks = self.backbone(x)
         landmarks = image if landmarks is None else landmarks
@@ -125,9 +125,17 @@ class PosterV2(nn.Module):
         tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1) + self.pos_embed
         return self.se_block(self.norm(self.blocks(tokens))[:, 0])
 
+    def forward_head(self, feat: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if pre_logits:
+            return feat
+        return self.head(feat)[0] if self.variational else self.head(feat)
+
+    def cam_target(self):
+        return self.backbone.cam_target()
+
     def forward(self, x: torch.Tensor, all_outputs: bool = False):
         """Logits; ``all_outputs=True``: a dict with ``logits`` (and ``mu``, ``logvar`` of the variational head)."""
-        feat = self.features(x)
+        feat = self.forward_features(x)
         if not self.variational:
             out = {"logits": self.head(feat)}
         else:
@@ -183,7 +191,8 @@ class Poster(nn.Module):
             lm = image[1].flatten(2).transpose(1, 2)
         return self.image_proj(img), self.landmark_proj(lm)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The SE-gated first token of the image stream (B, dim) that the head classifies."""
         img, lm = self._streams(x)
         img = torch.cat([img.mean(1, keepdim=True), img], dim=1) + self.pos_embed
         lm = torch.cat([lm.mean(1, keepdim=True), lm], dim=1)
@@ -193,8 +202,14 @@ class Poster(nn.Module):
             streams = block(streams)
         return self.se_block(self.norm(streams[0])[:, 0])
 
+    def forward_head(self, feat: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return feat if pre_logits else self.head(feat)
+
+    def cam_target(self):
+        return self.backbone.cam_target()
+
     def forward(self, x: torch.Tensor, all_outputs: bool = False):
-        logits = self.head(self.features(x))
+        logits = self.forward_head(self.forward_features(x))
         return {"logits": logits} if all_outputs else logits
 
 
