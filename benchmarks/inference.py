@@ -15,7 +15,7 @@ from common import rate, report
 from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pfvit.inference import load_classifier
 from pfvit.models.mae import ARCHS
-from pfvit.models.vit import build_vit
+from pfvit.models.registry import build_model, model_config
 from pfvit.checkpoint import save_checkpoint
 from pfvit.labels import class_names
 
@@ -28,10 +28,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         for arch in args.archs:
-            a = ARCHS[arch]
-            cfg = {"img_size": 224, "patch_size": 16, "embed_dim": a["embed_dim"], "depth": a["depth"],
-                   "num_heads": a["num_heads"], "num_classes": 7}
-            path = save_checkpoint(f"{tmp}/{arch}", build_vit(**cfg), name="vit", config=cfg,
+            name, cfg = model_config(arch, num_classes=7)  # the vit_tiny … variants: 224 px, 16 px patches
+            path = save_checkpoint(f"{tmp}/{arch}", build_model(name, cfg), name=name, config=cfg,
                                    label_names=class_names(7), extra={"preprocess": {
                                        "img_size": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}})
             clf = load_classifier(path)

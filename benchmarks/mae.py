@@ -17,7 +17,7 @@ import torch
 from common import data_path_rate, report
 from pfvit.data.shards import write_shards
 from pfvit.data.sources.synthetic import synthetic_specs
-from pfvit.models.mae import ARCHS, MaskedAutoencoderViT
+from pfvit.models.registry import create_model
 from pfvit.train.loop import WarmupCosine
 from pfvit.train.mae_pretrain import mae_train_step
 from pfvit.runtime import Run, RunConfig
@@ -44,9 +44,9 @@ def main() -> None:
             write_shards(shards, synthetic_specs(1200, 40, seed=0, size=size), maxcount=200, workers=2)
             torch.manual_seed(0)
             imgs = torch.randn(args.batch, 3, size, size)
-            cfg = {**ARCHS["vit_tiny"], "img_size": size, "norm_pix_loss": True}
+            cfg = {"img_size": size, "norm_pix_loss": True}
 
-            bare = MaskedAutoencoderViT(**cfg)
+            bare = create_model("mae_vit_tiny", **cfg)
             bare_opt = torch.optim.AdamW(weight_decay_groups(bare, 0.05), lr=1e-4, betas=(0.9, 0.95))
 
             def bare_step():
@@ -56,7 +56,7 @@ def main() -> None:
                 bare_opt.zero_grad(set_to_none=True)
 
             run = Run(RunConfig(out=os.path.join(tmp, f"run{size}")), RunConfig(), "benchmark")
-            ours = MaskedAutoencoderViT(**cfg)
+            ours = create_model("mae_vit_tiny", **cfg)
             ours_opt = torch.optim.AdamW(weight_decay_groups(ours, 0.05), lr=1e-4, betas=(0.9, 0.95))
             ours, ours_opt = run.accelerator.prepare(ours, ours_opt)
 

@@ -146,3 +146,24 @@ def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
         assert vector.dim() == 2 and vector.shape[0] == 2, (name, vector.shape)
         layer, _ = model.cam_target()
         assert any(layer is m for m in model.modules()), name
+
+
+def test_named_variants_build_with_overrides_and_bad_names_or_keys_are_one_config_error():
+    from pfvit.errors import ConfigError
+    from pfvit.models.mae import ARCHS
+    from pfvit.models.registry import create_model
+
+    for arch, sizes in ARCHS.items():
+        size = arch.removeprefix("vit_")
+        for name in (arch, f"mae_{arch}", f"pfvit_{size}", f"pfvit_classifier_{size}"):
+            model = create_model(name, img_size=32, patch_size=8)
+            encoder = {"pfvit": lambda m: m.classifier.encoder, "pfvit_classifier": lambda m: m.encoder}.get(
+                name.removesuffix(f"_{size}"), lambda m: m)(model)
+            blocks = encoder.blocks
+            assert len(blocks) == sizes["depth"] and blocks[0].norm1.normalized_shape == (sizes["embed_dim"],), name
+    assert create_model("vit_small").patch_embed.img_size == (224, 224)  # timm's default geometry
+    assert create_model("mae_vit_tiny", img_size=32, patch_size=8, decoder_depth=2).decoder_blocks.__len__() == 2
+    with pytest.raises(ConfigError, match="unknown model 'vit_huge'; variants: .*mae_vit_tiny"):
+        create_model("vit_huge")
+    with pytest.raises(ConfigError, match="create_model\\('mae_vit_tiny'\\) takes the keys of 'mae'.*img_sise"):
+        create_model("mae_vit_tiny", img_sise=32)

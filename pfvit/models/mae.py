@@ -19,7 +19,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
 from ..errors import ConfigError
-from .registry import register
+from .registry import register, register_variant
 
 # Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1). ``Arch``
 # is their names as a type, so that a config's ``model.arch`` is checked when it is parsed.
@@ -226,3 +226,7 @@ def arch_config(arch: str = "vit_tiny", **overrides) -> dict:
 @register("mae")
 def build_mae(**config) -> MaskedAutoencoderViT:
     return MaskedAutoencoderViT(**config)
+
+
+for _arch, _sizes in ARCHS.items():
+    register_variant(f"mae_{_arch}", "mae", **_sizes)

@@ -26,8 +26,8 @@ from timm.models.vision_transformer import Block
 from ..checkpoint import load_state
 from ..errors import CheckpointError
 from .convert import DECODER_PREFIXES, encoder_state
-from .mae import sincos_pos_embed_2d
-from .registry import register
+from .mae import ARCHS, sincos_pos_embed_2d
+from .registry import register, register_variant
 from .vit import build_vit
 
 
@@ -301,4 +301,10 @@ def build_pfvit_classifier(**config) -> EmotionClassifier:
 @register("pfvit_discriminator")
 def build_discriminator(**config) -> Discriminator:
     return Discriminator(**config)
+
+
+for _arch, _sizes in ARCHS.items():  # pfvit_tiny …: E of vit_tiny, G of mae_vit_tiny's decoder
+    register_variant(f"pfvit_{_arch.removeprefix('vit_')}", "pfvit", **_sizes)
+    register_variant(f"pfvit_classifier_{_arch.removeprefix('vit_')}", "pfvit_classifier",
+                     **{k: _sizes[k] for k in ("embed_dim", "depth", "num_heads")})
 

@@ -1,4 +1,5 @@
-"""Name → builder registry, so a checkpoint's JSON metadata alone rebuilds its model (:func:`load_model`)."""
+"""Name → builder registry, so a checkpoint's JSON metadata alone rebuilds its model (:func:`load_model`), and
+named variants in the manner of timm's ``@register_model``: ``create_model("mae_vit_tiny", img_size=32)``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Callable
 import torch.nn as nn
 
 from ..checkpoint import META, WEIGHTS, load_state, read_meta, read_weights
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_VARIANTS: dict[str, tuple[str, dict]] = {}  # variant name → (registered model, its constructor config)
 # Modules that register models; imported on first lookup so that `load_model` works from any entry point.
 _MODEL_MODULES = ("pfvit.models.mae", "pfvit.models.vit", "pfvit.models.pfvit", "pfvit.models.poster.poster",
                   "pfvit.models.cnn")
@@ -27,12 +29,18 @@ def register(name: str):
     return wrap
 
 
+def register_variant(name: str, model: str, **config) -> None:
+    """A named variant: ``create_model(name)`` builds the registered ``model`` with ``config``."""
+    _VARIANTS[name] = (model, config)
+
+
 def _ensure_imported() -> None:
     for module in _MODEL_MODULES:
         importlib.import_module(module)
 
 
 def build_model(name: str, config: dict) -> nn.Module:
+    """The registered model ``name`` from its constructor config (what ``meta.json`` stores)."""
     _ensure_imported()
     if name not in _BUILDERS:
         raise CheckpointError(f"unknown model {name!r}; known models: {', '.join(sorted(_BUILDERS))}")
@@ -42,9 +50,26 @@ def build_model(name: str, config: dict) -> nn.Module:
         raise CheckpointError(f"model {name!r} cannot be built from config {config}: {err}") from None
 
 
-def model_names() -> list[str]:
+def model_config(name: str, **overrides) -> tuple[str, dict]:
+    """(registered model, constructor config) of a variant or a registered model name, with ``overrides``."""
     _ensure_imported()
-    return sorted(_BUILDERS)
+    if name in _VARIANTS:
+        model, config = _VARIANTS[name]
+        return model, {**config, **overrides}
+    if name in _BUILDERS:
+        return name, dict(overrides)
+    raise ConfigError(f"unknown model {name!r}; variants: {', '.join(sorted(_VARIANTS))}; models: "
+                      f"{', '.join(sorted(_BUILDERS))}")
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """A named variant (``vit_tiny``, ``mae_vit_small``, ``pfvit_base``, …) or a registered model, built with
+    ``overrides`` (``img_size=112, num_classes=7``); an unknown name or key is one :class:`ConfigError`."""
+    model, config = model_config(name, **overrides)
+    try:
+        return _BUILDERS[model](**config)
+    except TypeError as err:
+        raise ConfigError(f"create_model({name!r}) takes the keys of {model!r}: {err}") from None
 
 
 def load_model(directory: str | Path, expected: str | tuple[str, ...] | None = None) -> nn.Module:

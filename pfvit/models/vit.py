@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
-from .registry import register
+from .mae import ARCHS
+from .registry import register, register_variant
 
 ENCODER_KEYS = ("img_size", "patch_size", "embed_dim", "depth", "num_heads")
 
@@ -50,3 +51,7 @@ def build_vit(img_size: int = 224, patch_size: int = 16, embed_dim: int = 192, d
 def encoder_config(config: dict) -> dict:
     """The ``build_vit`` config of a MAE's encoder (no head)."""
     return {k: config[k] for k in ENCODER_KEYS}
+
+
+for _arch, _sizes in ARCHS.items():  # vit_tiny …: the encoder of mae_vit_tiny …, at 224 px with 16 px patches
+    register_variant(_arch, "vit", **encoder_config({"img_size": 224, "patch_size": 16, **_sizes}))
