@@ -134,6 +134,18 @@ def sampling_plan(run: Run, data: ClassifierDataConfig, num_classes: int) -> Sam
 VAL_KEYS = ("accuracy", "mean_class_accuracy", "macro_f1")
 
 
+def labelled_loader(run: Run, data: ClassifierDataConfig, plan: SamplingPlan, make_example, *, seed: int,
+                    start_batch: int = 0, batches_per_epoch: int | None = None):
+    """This process's exact, resumable loader over the protocol's training faces (``plan.keep``), drawn with the
+    plan's class weights when it has them."""
+    acc = run.accelerator
+    loader, _ = indexed_train_loader(data.shards, data.train_split, make_example, data.batch_size, seed=seed,
+                                     rank=acc.process_index, world=acc.num_processes, start_batch=start_batch,
+                                     batches_per_epoch=batches_per_epoch, num_workers=data.num_workers,
+                                     keep=plan.keep, weights=plan.weights, max_bad=data.max_bad_samples)
+    return loader
+
+
 def selection_split(data: ClassifierDataConfig) -> str:
     """The split a training stage selects its best epoch on: validation, or test under the paper protocol."""
     return data.test_split if data.protocol == "paper" else data.val_split
@@ -207,20 +219,15 @@ class ClassifierTask(Task):
                 f"{sum(self.plan.keep)} training faces")
 
     def loader(self, start_batch: int, num_batches: int, epoch_batches: int):
-        cfg, acc = self.cfg, self.run.accelerator
+        cfg = self.cfg
         soft_key = cfg.data.soft_labels
 
         def make_example(sample: dict):
             target = sample["cls"] if soft_key is None else vote_target(sample, soft_key, cfg.model.num_classes)
             return self.transform(sample["jpg"]), target
 
-        loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split, make_example, cfg.data.batch_size,
-                                         seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, batches_per_epoch=epoch_batches,
-                                         num_workers=cfg.data.num_workers,
-                                         keep=self.plan.keep, weights=self.plan.weights,
-                                         max_bad=cfg.data.max_bad_samples)
-        return loader
+        return labelled_loader(self.run, cfg.data, self.plan, make_example, seed=cfg.run.seed,
+                               start_batch=start_batch, batches_per_epoch=epoch_batches)
 
     def step(self, batch, step: int):
         images, target = (t.to(self.run.device) for t in batch)

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from ..checkpoint import latest_state, save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
-from ..data.shards import IndexedShards, indexed_train_loader, split_index
+from ..data.shards import IndexedShards, split_index
 from ..data.transforms import denormalize, eval_transform
 from ..errors import ConfigError
 from ..eval.evaluate import split_metrics
@@ -42,7 +42,7 @@ from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
 from ..runtime import Progress, Run, RunConfig, read_metrics
-from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra,
+from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra, labelled_loader,
                          sampling_plan, select_and_save, selection_split, train_transform)
 from .loop import EpochSchedule, Task, WarmupCosine, fit
 from .schedule import StepPlan
@@ -241,10 +241,7 @@ def warm_up_discriminator(run: Run, disc: nn.Module, d_opt, cfg: PFViTConfig, pl
     its own seeded order (the training loader's order is untouched)."""
     acc, k = run.accelerator, cfg.model.num_classes
     transform = train_transform(cfg.model.img_size, cfg.aug)
-    loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
-                                     lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
-                                     seed=cfg.run.seed + 1, rank=acc.process_index, world=acc.num_processes,
-                                     num_workers=cfg.data.num_workers, keep=plan.keep, weights=plan.weights)
+    loader = labelled_loader(run, cfg.data, plan, lambda s: (transform(s["jpg"]), s["cls"]), seed=cfg.run.seed + 1)
     disc.train()
     t0, losses = time.time(), []
     for step, (images, labels) in enumerate(loader, start=1):
@@ -364,16 +361,9 @@ class PFViTTask(Task):
                 f"{cfg.optim.d_lr:.3g}, {sum(self.plan.keep)} training faces, losses {to_dict(cfg.loss)}")
 
     def loader(self, start_batch: int, num_batches: int, epoch_batches: int):
-        cfg, acc = self.cfg, self.run.accelerator
-        transform = train_transform(cfg.model.img_size, cfg.aug)
-        loader, _ = indexed_train_loader(cfg.data.shards, cfg.data.train_split,
-                                         lambda s: (transform(s["jpg"]), s["cls"]), cfg.data.batch_size,
-                                         seed=cfg.run.seed, rank=acc.process_index, world=acc.num_processes,
-                                         start_batch=start_batch, batches_per_epoch=epoch_batches,
-                                         num_workers=cfg.data.num_workers,
-                                         keep=self.plan.keep, weights=self.plan.weights,
-                                         max_bad=cfg.data.max_bad_samples)
-        return loader
+        transform = train_transform(self.cfg.model.img_size, self.cfg.aug)
+        return labelled_loader(self.run, self.cfg.data, self.plan, lambda s: (transform(s["jpg"]), s["cls"]),
+                               seed=self.cfg.run.seed, start_batch=start_batch, batches_per_epoch=epoch_batches)
 
     def step(self, batch, step: int):
         images, labels = (t.to(self.run.device) for t in batch)
