@@ -132,9 +132,10 @@ def _tiny_classifiers():
 
 def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
     """timm's contract for every classifier: forward_head(forward_features(x)) is the logits, pre_logits the
-    (B, D) vector the head reads, and cam_target() a layer of the model itself — what inference, retrieval and
-    the CAMs call, with no dispatch on the model's type."""
-    torch = pytest.importorskip("torch")
+    (B, D) vector the head reads, and cam_target_layers() layers of the model itself — what inference, retrieval
+    and the CAMs call, with no dispatch on the model's type."""
+    import torch
+
     x = torch.randn(2, 3, 32, 32)
     for name, model in _tiny_classifiers().items():
         model.eval()
@@ -144,8 +145,8 @@ def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
             torch.testing.assert_close(model.forward_head(features), logits, msg=name)
             vector = model.forward_head(features, pre_logits=True)
         assert vector.dim() == 2 and vector.shape[0] == 2, (name, vector.shape)
-        layer, _ = model.cam_target()
-        assert any(layer is m for m in model.modules()), name
+        layers, _ = model.cam_target_layers()
+        assert layers and all(any(layer is m for m in model.modules()) for layer in layers), name
 
 
 def test_named_variants_build_with_overrides_and_bad_names_or_keys_are_one_config_error():

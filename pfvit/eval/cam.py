@@ -1,7 +1,7 @@
 """Class activation maps (the grad-cam package): GradCAM and GradCAM++ for every pfvit classifier.
 
-Target layers (each model's ``cam_target()``): for ViTs (baseline, PF-ViT's E) the first norm of the last block,
-its patch tokens reshaped to the token grid; for the POSTER family on the face backbone the last IR-50 unit
+Target layers (each model's ``cam_target_layers()``): for ViTs (baseline, PF-ViT's E) the first norm of the last
+block, its patch tokens reshaped to the token grid; for the POSTER family on the face backbone the last IR-50 unit
 (256×14×14, as POSTER-cv), on the encoder backbone the encoder's last block as for ViTs; for the expression CNN its
 last conv block. Maps come back at the classifier's input size in [0, 1].
 """
@@ -30,13 +30,13 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
 
     if method not in METHODS:
         raise UserError(f"CAM method {method!r} is not one of {', '.join(METHODS)}")
-    layer, reshape = classifier.model.cam_target()  # the classifier contract (models/vit.py)
+    layers, reshape = classifier.model.cam_target_layers()  # the classifier contract (models/vit.py)
     x = classifier.preprocess(images)
     with torch.no_grad():
         probs = classifier(x).float().softmax(-1)
     targets = [ClassifierOutputTarget(int(c)) for c in (classes if classes is not None else probs.argmax(-1))]
     cam_class = GradCAMPlusPlus if method == "gradcam++" else GradCAM
-    with cam_class(model=classifier, target_layers=[layer], reshape_transform=reshape) as cam:
+    with cam_class(model=classifier, target_layers=layers, reshape_transform=reshape) as cam:
         maps = cam(input_tensor=x, targets=targets)
     return maps, probs.cpu()
 

@@ -33,8 +33,8 @@ class ExpressionCNN(nn.Module):
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
 
-    def cam_target(self):
-        return self.features[-3], None  # the last conv block, before the pooling and the flatten
+    def cam_target_layers(self):
+        return [self.features[-3]], None  # the last conv block, before the pooling and the flatten
 
 
 @register("expression_cnn")

@@ -146,7 +146,7 @@ class GreyJudge(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
 
-    def cam_target(self):
+    def cam_target_layers(self):
         raise UserError(f"{JUDGE_NAME} has no layer for a CAM (a functional Keras graph); CAMs need a ViT, PF-ViT, "
                         "POSTER or expression CNN checkpoint")
 

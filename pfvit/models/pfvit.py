@@ -86,8 +86,8 @@ class EmotionClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def cam_target(self):
-        return self.encoder.cam_target()
+    def cam_target_layers(self):
+        return self.encoder.cam_target_layers()
 
 
 class Generator(nn.Module):
@@ -175,8 +175,8 @@ class PokerFaceViT(nn.Module):
     def forward_head(self, v_e: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.classifier.forward_head(v_e, pre_logits)
 
-    def cam_target(self):
-        return self.classifier.cam_target()
+    def cam_target_layers(self):
+        return self.classifier.cam_target_layers()
 
     @torch.no_grad()
     def poker_face(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Every pfvit classifier follows timm's contract: ``forward_features(x)`` → what the head reads,
 ``forward_head(features, pre_logits=False)`` → logits, or with ``pre_logits=True`` the (B, D) vector the head
-classifies (what retrieval compares), and ``cam_target()`` → (layer, reshape transform or None) for Grad-CAM.
+classifies (what retrieval compares), and ``cam_target_layers()`` → (the layers Grad-CAM hooks, the reshape of their
+output to a map or None).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def token_grid(vit: VisionTransformer):
 class ViT(VisionTransformer):
     """timm's ViT (same keys, same forward) with the classifier contract's CAM layer."""
 
-    def cam_target(self):
-        return self.blocks[-1].norm1, token_grid(self)
+    def cam_target_layers(self):
+        return [self.blocks[-1].norm1], token_grid(self)
 
 
 @register("vit")

@@ -38,8 +38,8 @@ class FaceBackbone(nn.Module):
     def forward(self, x: torch.Tensor):
         return self.image_net(x), self.landmark_net(x)
 
-    def cam_target(self):
-        return self.image_net.body3[-1], None
+    def cam_target_layers(self):
+        return [self.image_net.body3[-1]], None
 
 
 class EncoderBackbone(nn.Module):
@@ -65,5 +65,5 @@ class EncoderBackbone(nn.Module):
         deepest = z[:, self.encoder.num_prefix_tokens:].transpose(1, 2).reshape(b, d, *self.grid)
         return (maps[0], maps[1], deepest), None
 
-    def cam_target(self):
-        return self.encoder.cam_target()
+    def cam_target_layers(self):
+        return self.encoder.cam_target_layers()

@@ -130,8 +130,8 @@ class PosterV2(nn.Module):
             return feat
         return self.head(feat)[0] if self.variational else self.head(feat)
 
-    def cam_target(self):
-        return self.backbone.cam_target()
+    def cam_target_layers(self):
+        return self.backbone.cam_target_layers()
 
     def forward(self, x: torch.Tensor, all_outputs: bool = False):
         """Logits; ``all_outputs=True``: a dict with ``logits`` (and ``mu``, ``logvar`` of the variational head)."""
@@ -205,8 +205,8 @@ class Poster(nn.Module):
     def forward_head(self, feat: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return feat if pre_logits else self.head(feat)
 
-    def cam_target(self):
-        return self.backbone.cam_target()
+    def cam_target_layers(self):
+        return self.backbone.cam_target_layers()
 
     def forward(self, x: torch.Tensor, all_outputs: bool = False):
         logits = self.forward_head(self.forward_features(x))
