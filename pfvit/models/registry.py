@@ -10,7 +10,7 @@ from typing import Callable
 import torch.nn as nn
 
 from ..checkpoint import META, WEIGHTS, load_state, read_meta, read_weights
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, UserError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _VARIANTS: dict[str, tuple[str, dict]] = {}  # variant name → (registered model, its constructor config)
@@ -39,15 +39,20 @@ def _ensure_imported() -> None:
         importlib.import_module(module)
 
 
+def _construct(name: str, config: dict, error: type[UserError], what: str) -> nn.Module:
+    """The registered builder's model; a constructor that rejects the config is one ``error`` line."""
+    try:
+        return _BUILDERS[name](**config)
+    except TypeError as err:
+        raise error(f"{what}: {err}") from None
+
+
 def build_model(name: str, config: dict) -> nn.Module:
     """The registered model ``name`` from its constructor config (what ``meta.json`` stores)."""
     _ensure_imported()
     if name not in _BUILDERS:
         raise CheckpointError(f"unknown model {name!r}; known models: {', '.join(sorted(_BUILDERS))}")
-    try:
-        return _BUILDERS[name](**config)
-    except TypeError as err:
-        raise CheckpointError(f"model {name!r} cannot be built from config {config}: {err}") from None
+    return _construct(name, config, CheckpointError, f"model {name!r} cannot be built from config {config}")
 
 
 def model_config(name: str, **overrides) -> tuple[str, dict]:
@@ -66,10 +71,7 @@ def create_model(name: str, **overrides) -> nn.Module:
     """A named variant (``vit_tiny``, ``mae_vit_small``, ``pfvit_base``, …) or a registered model, built with
     ``overrides`` (``img_size=112, num_classes=7``); an unknown name or key is one :class:`ConfigError`."""
     model, config = model_config(name, **overrides)
-    try:
-        return _BUILDERS[model](**config)
-    except TypeError as err:
-        raise ConfigError(f"create_model({name!r}) takes the keys of {model!r}: {err}") from None
+    return _construct(model, config, ConfigError, f"create_model({name!r}) takes the keys of {model!r}")
 
 
 def load_model(directory: str | Path, expected: str | tuple[str, ...] | None = None) -> nn.Module:

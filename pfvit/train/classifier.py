@@ -22,6 +22,7 @@ from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
 from ..runtime import Progress, Run, read_metrics
 from .loop import LRSchedule, Task
+from .schedule import StepPlan
 
 SelectMetric = Literal["accuracy", "mean_class_accuracy", "macro_f1"]
 
@@ -134,6 +135,13 @@ def sampling_plan(run: Run, data: ClassifierDataConfig, num_classes: int) -> Sam
 VAL_KEYS = ("accuracy", "mean_class_accuracy", "macro_f1")
 
 
+def classifier_steps(run: Run, cfg, plan: SamplingPlan) -> StepPlan:
+    """The run's length over the protocol's training faces (``cfg.data.batch_size``, ``cfg.optim.epochs`` and
+    ``max_steps``, ``cfg.run.grad_accum_steps``, every process)."""
+    return StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps, run.accelerator.num_processes,
+                       cfg.optim.epochs, cfg.optim.max_steps)
+
+
 def labelled_loader(run: Run, data: ClassifierDataConfig, plan: SamplingPlan, make_example, *, seed: int,
                     start_batch: int = 0, batches_per_epoch: int | None = None):
     """This process's exact, resumable loader over the protocol's training faces (``plan.keep``), drawn with the
@@ -210,7 +218,7 @@ class ClassifierTask(Task):
                            num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
         self.val_index = split_index(cfg.data.shards, selection_split(cfg.data))
 
-    def prepare(self, run: Run) -> None:
+    def prepare(self, run: Run, resumed: bool) -> None:
         self.model, self.optimizer = run.accelerator.prepare(self.model, self.optimizer)
         self.unwrapped = run.accelerator.unwrap_model(self.model)
 

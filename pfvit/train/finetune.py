@@ -30,10 +30,10 @@ from ..models.mae import Arch, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
 from ..runtime import Run, RunConfig
-from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, sampling_plan,
-                         soft_target_loss, train_transform)
+from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
+                         sampling_plan, soft_target_loss, train_transform)
 from .loop import EpochSchedule, WarmupCosine, fit
-from .schedule import StepPlan, effective_lr, layer_decay_groups
+from .schedule import effective_lr, layer_decay_groups
 
 # Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
 HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
@@ -125,8 +125,7 @@ def train(cfg: FinetuneConfig) -> dict:
     model = build_model("vit", mconfig)
     init_info = init_from_pretrained(model, cfg.model.init, run, cfg.model.head_init_std)
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps,
-                        run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
+    steps = classifier_steps(run, cfg, plan)
     optimizer, base_lr = make_optimizer(model, cfg.optim, steps.effective_batch)
     if cfg.optim.recipe == "paper":
         schedule = EpochSchedule([torch.optim.lr_scheduler.ReduceLROnPlateau(

@@ -93,8 +93,9 @@ class Task:
     loss_key = "loss"
     validates = False
 
-    def prepare(self, run: Run) -> None:
-        """``accelerator.prepare`` the task's modules and optimisers."""
+    def prepare(self, run: Run, resumed: bool) -> None:
+        """``accelerator.prepare`` the task's modules and optimisers; ``resumed``: a saved state will be loaded
+        into them next (a fresh run may first initialise what the state would overwrite)."""
 
     def state_objects(self) -> dict:
         """Counters saved with the training state beside the progress and the schedule."""
@@ -131,10 +132,10 @@ class Task:
 def fit(run: Run, task: Task, plan: StepPlan) -> dict:
     """Run ``task`` for ``plan.total`` optimizer steps, resuming from ``OUT/state`` when ``run.resume`` is set."""
     acc, cfg = run.accelerator, run.cfg
-    task.prepare(run)
+    resume = latest_state(cfg.out) if cfg.resume else None
+    task.prepare(run, resumed=resume is not None)
     progress = Progress()
     state_objects = {"progress": progress, "schedule": task.schedule, **task.state_objects()}
-    resume = latest_state(cfg.out) if cfg.resume else None
     if resume is not None:
         load_training_state(acc, resume, state_objects)
         run.resumed(resume, progress.step, progress.epoch if task.validates else None)

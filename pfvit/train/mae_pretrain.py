@@ -127,7 +127,7 @@ class MAETask(Task):
         self.transform = mae_train_transform(cfg.model.img_size, cfg.data.crop_scale)
         self.last_images = None
 
-    def prepare(self, run: Run) -> None:
+    def prepare(self, run: Run, resumed: bool) -> None:
         model = torch.compile(self.model) if self.cfg.compile else self.model
         self.model, self.optimizer = run.accelerator.prepare(model, self.optimizer)
         self.unwrapped = run.accelerator.unwrap_model(self.model)

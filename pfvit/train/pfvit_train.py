@@ -27,7 +27,7 @@ from typing import Annotated, Literal, Optional
 import torch
 import torch.nn as nn
 
-from ..checkpoint import latest_state, save_checkpoint
+from ..checkpoint import save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import IndexedShards, split_index
 from ..data.transforms import denormalize, eval_transform
@@ -42,8 +42,9 @@ from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
 from ..runtime import Progress, Run, RunConfig, read_metrics
-from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra, labelled_loader,
-                         sampling_plan, select_and_save, selection_split, train_transform)
+from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra,
+                         classifier_steps, labelled_loader, sampling_plan, select_and_save, selection_split,
+                         train_transform)
 from .loop import EpochSchedule, Task, WarmupCosine, fit
 from .schedule import StepPlan
 
@@ -331,21 +332,22 @@ class PFViTTask(Task):
                                          o.warmup_epochs * steps.per_epoch, steps.total)
         else:
             self.schedule = EpochSchedule([torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=o.plateau_factor, patience=o.plateau_patience) for opt in (self.g_opt, self.d_opt)])
+                opt, mode="max", factor=o.plateau_factor, patience=o.plateau_patience)
+                for opt in (self.g_opt, self.d_opt)])
         # optim.max_steps (a smoke run) caps the two preparatory loops as well as the game.
         self.copy_steps, self.d_warmup_steps = (min(n, o.max_steps or n) for n in (cfg.model.mca_copy_steps,
                                                                                    o.d_warmup_steps))
-        fresh = not (cfg.run.resume and latest_state(cfg.run.out) is not None)
-        if cfg.model.mca_init == "copy" and fresh:
+        self.val_index = split_index(cfg.data.shards, selection_split(cfg.data))
+        self.vis_images, self.vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
+
+    def prepare(self, run: Run, resumed: bool) -> None:
+        cfg = self.cfg
+        if cfg.model.mca_init == "copy" and not resumed:  # a resumed run loads the fitted G from its state
             error = fit_positional_copy(self.model.generator, training_tokens(self.model, cfg), self.copy_steps,
                                         seed=cfg.run.seed)
             run.info(f"MCA fitted as a positional copy of the memory in {self.copy_steps} steps (relative error "
                      f"{error:.4f})")
             self.init_info["mca_copy_error"] = error
-        self.val_index = split_index(cfg.data.shards, selection_split(cfg.data))
-        self.vis_images, self.vis_twins = visual_batch(cfg.data.shards, cfg.data.val_split, cfg.model.img_size)
-
-    def prepare(self, run: Run) -> None:
         self.model, self.disc, self.g_opt, self.d_opt = run.accelerator.prepare(self.model, self.disc, self.g_opt,
                                                                                 self.d_opt)
         self.unwrapped: PokerFaceViT = run.accelerator.unwrap_model(self.model)
@@ -410,6 +412,5 @@ def train(cfg: PFViTConfig) -> dict:
         raise ConfigError("data.soft_labels is not supported by PF-ViT (L_emo is the hard-label CE of Eq. 5)")
     run = Run(cfg.run, cfg, "pfvit_train")
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps,
-                        run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
+    steps = classifier_steps(run, cfg, plan)
     return fit(run, PFViTTask(run, cfg, plan, steps), steps)

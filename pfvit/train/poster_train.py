@@ -34,10 +34,9 @@ from ..models.poster.poster import poster_config
 from ..models.poster.weights import load_face_weights
 from ..models.registry import build_model
 from ..runtime import Run, RunConfig
-from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, sampling_plan,
-                         soft_target_loss, train_transform)
+from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
+                         sampling_plan, soft_target_loss, train_transform)
 from .loop import EpochSchedule, fit
-from .schedule import StepPlan
 
 
 @dataclass
@@ -201,8 +200,7 @@ def train(cfg: PosterConfig) -> dict:
     run.info(f"trainable parameters {trainable:,} of {total:,}" + (" (LoRA)" if cfg.model.lora_r else ""))
     init_info = {**init_info, "trainable_parameters": trainable, "parameters": total}
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
-    steps = StepPlan.of(sum(plan.keep), cfg.data.batch_size, cfg.run.grad_accum_steps,
-                        run.accelerator.num_processes, cfg.optim.epochs, cfg.optim.max_steps)
+    steps = classifier_steps(run, cfg, plan)
     optimizer = make_optimizer(model, cfg.optim)
     schedule = EpochSchedule([torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.gamma)])
     transform = train_transform(cfg.model.img_size, cfg.aug)
