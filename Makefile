@@ -58,6 +58,7 @@ shards: setup
 
 # ---- the chain (stages are file targets: a re-run redoes only what changed) ----------------------------------
 # $(call CHAIN,NAME,RUN,SHARDS,SIZE,SPLIT,CHECKPOINT): configs/<stage>/NAME*.yaml trained on SHARDS into RUN,
+# the MAE at SIZE px (with NAME_MAE_ARGS: its arch, patch size); the later stages inherit that geometry from model.init;
 # every model evaluated on SPLIT from its CHECKPOINT folder (best: selected on val; last: no selection), then
 # RUN/report.md. NAME_ARGS are overrides for every training stage (the smoke test passes optim.max_steps=… there).
 # Plain python on one device; accelerate launch when ACCELERATE_ARGS asks for more (the stages accept both).
@@ -84,15 +85,15 @@ POKER_LIMIT ?= 1000
 define CHAIN
 $(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
 	$$(call AFRESH,$(2)/mae) $$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
-		run.out=$(2)/mae model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+		run.out=$(2)/mae model.img_size=$(4) $$($(1)_MAE_ARGS) $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/vit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/finetune_vit/$(1).yaml
 	$$(call AFRESH,$(2)/vit) $$(RUN_STAGE) pipelines/finetune_vit.py --config configs/finetune_vit/$(1).yaml data.shards=$(3) \
-		model.init=$(2)/mae/checkpoint run.out=$(2)/vit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+		model.init=$(2)/mae/checkpoint run.out=$(2)/vit $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/pfvit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/pfvit/$(1).yaml
 	$$(call AFRESH,$(2)/pfvit) $$(RUN_STAGE) pipelines/pfvit_train.py --config configs/pfvit/$(1).yaml data.shards=$(3) \
-		model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+		model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(2)/pfvit/$(6) out=$(2)/pfvit/classifier
@@ -100,7 +101,7 @@ $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 # POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
 $(2)/%/$(6)/meta.json: $(2)/pfvit/$(6)/meta.json configs/finetune_poster/$(1)_%.yaml
 	$$(call AFRESH,$(2)/$$*) $$(RUN_STAGE) pipelines/finetune_poster.py --config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) \
-		model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* model.img_size=$(4) $$($(1)_ARGS) $$(STAGE_ARGS)
+		model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* $$($(1)_ARGS) $$(STAGE_ARGS)
 
 $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/vit/$(6) shards=$(3) split=$(5) out=$(2)/vit/eval_$(5)
@@ -131,7 +132,8 @@ DEMO_SIZE ?= 112
 DEMO_NUM ?= 12000
 DEMO_IDENTITIES ?= 400
 ACCELERATE_ARGS := --num_processes 1 --mixed_precision bf16
-demo_SCALE_ARGS := model.arch=vit_small model.patch_size=16 data.num_workers=8
+demo_MAE_ARGS := model.arch=vit_small model.patch_size=16
+demo_SCALE_ARGS := data.num_workers=8
 endif
 DEMO_NUM ?= 3000
 DEMO_IDENTITIES ?= 100
@@ -222,14 +224,14 @@ define STUDY_SEED
 $(STUDY)/vit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/finetune_vit/study.yaml
 	$$(call AFRESH,$(STUDY)/vit$(1)) $$(call TIMED,vit$(1),$$(RUN_STAGE) pipelines/finetune_vit.py \
 		--config configs/finetune_vit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
-		run.out=$(STUDY)/vit$(1) run.seed=$(2) model.img_size=$(STUDY_SIZE) $$(STUDY_ARGS) $$(STAGE_ARGS))
+		run.out=$(STUDY)/vit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
 $(STUDY)/vit$(1)/eval_test/metrics.json: $(STUDY)/vit$(1)/best/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/vit$(1)/best shards=$(STUDY_SHARDS) split=test \
 		out=$(STUDY)/vit$(1)/eval_test
 $(STUDY)/pfvit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/pfvit/study.yaml
 	$$(call AFRESH,$(STUDY)/pfvit$(1)) $$(call TIMED,pfvit$(1),$$(RUN_STAGE) pipelines/pfvit_train.py \
 		--config configs/pfvit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
-		run.out=$(STUDY)/pfvit$(1) run.seed=$(2) model.img_size=$(STUDY_SIZE) $$(STUDY_ARGS) $$(STAGE_ARGS))
+		run.out=$(STUDY)/pfvit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
 $(STUDY)/pfvit$(1)/classifier/meta.json: $(STUDY)/pfvit$(1)/best/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(STUDY)/pfvit$(1)/best out=$(STUDY)/pfvit$(1)/classifier
 $(STUDY)/pfvit$(1)/eval_test/metrics.json: $(STUDY)/pfvit$(1)/classifier/meta.json $(STUDY)/judge/meta.json

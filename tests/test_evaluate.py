@@ -152,7 +152,7 @@ def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
         train(load_config(FinetuneConfig, "configs/finetune_vit/demo.yaml",
                           [f"data.shards={synthetic_shards}", "data.num_workers=0", *overrides]))
 
-    with pytest.raises(UserError, match=r"model.num_classes: expected one of 7 \| 8, got 6"):
+    with pytest.raises(UserError, match=r"model.num_classes: expected 7 \| 8 \| null, got 6"):
         finetune("model.num_classes=6", f"run.out={tmp_path / 'f'}")
     with pytest.raises(CheckpointError, match=r"of another shape \(e\.g\. .*: checkpoint .* vs model"):
         finetune(f"model.init={seven}", "model.img_size=64", f"run.out={tmp_path / 'g'}")

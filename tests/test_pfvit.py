@@ -196,16 +196,25 @@ def test_init_from_mae_fills_encoder_generator_and_discriminator():
     torch.testing.assert_close(model.generator.decoder_blocks[0].attn.qkv.weight, mae.decoder_blocks[0].attn.qkv.weight)
     torch.testing.assert_close(disc.blocks[1].norm1.weight, mae.decoder_blocks[1].norm1.weight)
     torch.testing.assert_close(model.generator.mask_token, mae.mask_token)
-    wrong = PokerFaceViT(**{**config, "img_size": 64})
+    # Another image size: E's learned table is resampled, G's fixed sin-cos table is its own for the new grid.
+    larger = PokerFaceViT(**{**config, "img_size": 2 * config["img_size"]})
+    own_table = larger.generator.decoder_pos_embed.detach().clone()
+    init_from_mae(larger, Discriminator(**discriminator_part({**config, "img_size": 2 * config["img_size"]})),
+                  mae.state_dict())
+    assert larger.classifier.encoder.pos_embed.shape[1] == 1 + 4 * (mae.pos_embed.shape[1] - 1)
+    torch.testing.assert_close(larger.classifier.encoder.pos_embed[:, 0], mae.pos_embed[:, 0])
+    assert torch.equal(larger.generator.decoder_pos_embed, own_table)
+    wrong = PokerFaceViT(**{**config, "patch_size": config["patch_size"] * 2})
     with pytest.raises(CheckpointError, match="does not fit"):
-        init_from_mae(wrong, Discriminator(**discriminator_part({**config, "img_size": 64})), mae.state_dict())
+        init_from_mae(wrong, Discriminator(**discriminator_part({**config, "patch_size": config["patch_size"] * 2})),
+                      mae.state_dict())
     with pytest.raises(CheckpointError, match="full MAE checkpoint"):
         init_from_mae(model, disc, {k: v for k, v in mae.state_dict().items() if not k.startswith("decoder")})
 
 
 PF_ARGS = ["pipelines/pfvit_train.py", "--config", "configs/pfvit/demo.yaml", "model.img_size=32",
-           "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1", "vis_every=1000",
-           "model.mca_copy_steps=10", "optim.d_warmup_steps=5"]
+           "model.patch_size=8", "model.init=null", "data.batch_size=16", "data.num_workers=0", "run.log_every=1",
+           "vis_every=1000", "model.mca_copy_steps=10", "optim.d_warmup_steps=5"]
 
 
 def test_expression_region_psnr_matches_a_hand_computation():
@@ -349,7 +358,8 @@ def study_psnr(study_run) -> dict[str, tuple[float, float]]:
     from pfvit.train.pfvit_train import PFViTConfig, model_config, training_tokens
 
     shards, base = study_run
-    cfg = load_config(PFViTConfig, "configs/pfvit/study.yaml", [f"data.shards={shards}", "model.mca_copy_steps=50"])
+    cfg = load_config(PFViTConfig, "configs/pfvit/study.yaml", [f"data.shards={shards}", "model.mca_copy_steps=50",
+                                                                f"model.init={base / 'mae' / 'checkpoint'}"])
     torch.manual_seed(0)
     start = PokerFaceViT(**model_config(cfg.model))
     init_from_mae(start, Discriminator(**discriminator_part(model_config(cfg.model))),

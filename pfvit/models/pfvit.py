@@ -26,6 +26,7 @@ from timm.models.vision_transformer import Block
 from ..checkpoint import load_state
 from ..errors import CheckpointError
 from .convert import DECODER_PREFIXES, encoder_state
+from .geometry import fit_position_tables
 from .mae import ARCHS, sincos_pos_embed_2d
 from .registry import register, register_variant
 from .vit import build_vit
@@ -244,7 +245,8 @@ def init_from_mae(model: PokerFaceViT, disc: Discriminator, mae_state: dict[str,
     image size), not a silent random init.
     """
     def load(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> int:
-        return load_state(module, state, source="the MAE checkpoint", what=f"PF-ViT's {what}",
+        return load_state(module, fit_position_tables(state, module), source="the MAE checkpoint",
+                          what=f"PF-ViT's {what}",
                           allow_missing=True).loaded
 
     enc = encoder_state(mae_state)

@@ -26,6 +26,7 @@ from ..checkpoint import load_state
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from ..labels import class_names
 from ..models.convert import encoder_state, read_pretrained
+from ..models.geometry import fit_position_tables, inherit_geometry
 from ..models.mae import Arch, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
@@ -41,10 +42,11 @@ HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
 
 @dataclass
 class FTModelConfig:
-    arch: Arch = "vit_tiny"
-    img_size: PositiveInt = 224
-    patch_size: PositiveInt = 16
-    num_classes: Literal[7, 8] = 7
+    # Geometry: null inherits model.init's (a pfvit checkpoint), else vit_tiny, 224, 16, 7 (models/geometry.py).
+    arch: Optional[Arch] = None
+    img_size: Optional[PositiveInt] = None
+    patch_size: Optional[PositiveInt] = None
+    num_classes: Optional[Literal[7, 8]] = None
     global_pool: Literal["token", "avg"] = "token"
     drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
     # A pfvit MAE / encoder checkpoint folder or an official / MAE-SFER .pth; null trains from scratch (warned).
@@ -102,7 +104,8 @@ def init_from_pretrained(model: nn.Module, path: str | None, run: Run, head_init
         return {"init": None}
     trunc_normal_(model.head.weight, std=head_init_std)
     # A [CLS]-pooled head over an encoder keeps its norm; a mean-pooled one has fc_norm instead (no norm).
-    report = load_state(model, encoder_state(read_pretrained(path, ("mae", "vit"))), source=str(path),
+    state = fit_position_tables(encoder_state(read_pretrained(path, ("mae", "vit"))), model)
+    report = load_state(model, state, source=str(path),
                         what="the ViT encoder", allow_missing=HEAD_KEYS,
                         allow_unexpected=() if hasattr(model.norm, "weight") else ("norm.weight", "norm.bias"))
     run.info(f"initialised from {path}: {report}")
@@ -120,7 +123,10 @@ def make_optimizer(model: nn.Module, cfg: FTOptimConfig, eff_batch: int):
 
 
 def train(cfg: FinetuneConfig) -> dict:
+    notes = inherit_geometry(cfg.model)
     run = Run(cfg.run, cfg, "finetune_vit")
+    for note in notes:
+        run.info(note)
     mconfig = classifier_config(cfg.model)
     model = build_model("vit", mconfig)
     init_info = init_from_pretrained(model, cfg.model.init, run, cfg.model.head_init_std)

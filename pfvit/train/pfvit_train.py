@@ -38,6 +38,7 @@ from ..labels import class_names
 from ..models import pfvit_losses as L
 from ..models.convert import read_pretrained
 from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
+from ..models.geometry import inherit_geometry
 from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
@@ -51,10 +52,11 @@ from .schedule import StepPlan
 
 @dataclass
 class PFModelConfig:
-    arch: Arch = "vit_tiny"
-    img_size: PositiveInt = 224
-    patch_size: PositiveInt = 16
-    num_classes: Literal[7, 8] = 7
+    # Geometry: null inherits model.init's (a pfvit MAE), else vit_tiny, 224, 16, 7 (models/geometry.py).
+    arch: Optional[Arch] = None
+    img_size: Optional[PositiveInt] = None
+    patch_size: Optional[PositiveInt] = None
+    num_classes: Optional[Literal[7, 8]] = None
     se_reduction: PositiveInt = 4
     drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
     # A full pfvit MAE checkpoint folder (encoder and decoder) or an official-style MAE .pth with its decoder.
@@ -133,8 +135,7 @@ class PFViTConfig:
 
 
 def model_config(cfg: PFModelConfig) -> dict:
-    if cfg.img_size % cfg.patch_size:
-        raise ConfigError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
+    inherit_geometry(cfg)
     class_names(cfg.num_classes)
     return arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, num_classes=cfg.num_classes,
                        se_reduction=cfg.se_reduction, drop_path_rate=cfg.drop_path)
@@ -410,7 +411,10 @@ class PFViTTask(Task):
 def train(cfg: PFViTConfig) -> dict:
     if cfg.data.soft_labels is not None:
         raise ConfigError("data.soft_labels is not supported by PF-ViT (L_emo is the hard-label CE of Eq. 5)")
+    notes = inherit_geometry(cfg.model)
     run = Run(cfg.run, cfg, "pfvit_train")
+    for note in notes:
+        run.info(note)
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
     steps = classifier_steps(run, cfg, plan)
     return fit(run, PFViTTask(run, cfg, plan, steps), steps)

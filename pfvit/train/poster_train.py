@@ -27,6 +27,7 @@ from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveIn
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
 from ..models.convert import encoder_state, read_pretrained
+from ..models.geometry import fit_position_tables, inherit_geometry
 from ..models.mae import Arch
 from ..models.pfvit import PFVIT_MODELS, backbone_state
 from ..models.poster.layers import gaussian_kl
@@ -43,15 +44,17 @@ from .loop import EpochSchedule, fit
 class PosterModelConfig:
     variant: Literal["poster", "poster++", "poster-var"] = "poster++"
     backbone: Literal["face", "encoder"] = "face"
-    num_classes: Literal[7, 8] = 7
-    img_size: PositiveInt = 224
+    # Geometry: null inherits model.init's (encoder backbone, a pfvit checkpoint), else vit_tiny, 224, 16, 7; the
+    # face backbone is IR-50's 224 px (models/geometry.py).
+    num_classes: Optional[Literal[7, 8]] = None
+    img_size: Optional[PositiveInt] = None
     # face backbone: the released pretrained files (no download); null → random init, warned.
     ir50: Optional[str] = None
     mobilefacenet: Optional[str] = None
-    # encoder backbone: a pfvit MAE / ViT / PF-ViT checkpoint (its arch and patch size must match these).
+    # encoder backbone: a pfvit MAE / ViT / PF-ViT checkpoint (or an official MAE .pth).
     init: Optional[str] = None
-    arch: Arch = "vit_tiny"
-    patch_size: PositiveInt = 16
+    arch: Optional[Arch] = None
+    patch_size: Optional[PositiveInt] = None
     separator: Optional[bool] = None  # null: PF-ViT's S is used when model.init is a PF-ViT checkpoint
     # fusion width / depth: null → the paper's (POSTER 512 / 8, POSTER++ 768 / 2)
     fusion_dim: Optional[PositiveInt] = None
@@ -129,6 +132,8 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, cfg: PosterL
 
 def build_poster_model(m: PosterModelConfig, run: Run) -> tuple[nn.Module, str, dict, dict]:
     """(model with its pretrained parts loaded, registered name, build config, init report)."""
+    for note in inherit_geometry(m, from_init=m.backbone == "encoder"):
+        run.info(note)
     init_meta = read_meta(m.init) if m.backbone == "encoder" and m.init and Path(m.init).is_dir() else None
     separator = m.separator
     if separator is None:
@@ -170,7 +175,8 @@ def _load_encoder(backbone: nn.Module, path: str, meta: dict | None) -> dict:
     else:
         enc, sep = encoder_state(state), {}
     # The backbone's encoder has no head: every tensor it has must come from the checkpoint.
-    report = load_state(backbone.encoder, enc, source=str(path), what="the encoder backbone", allow_unexpected=True)
+    report = load_state(backbone.encoder, fit_position_tables(enc, backbone.encoder), source=str(path),
+                        what="the encoder backbone", allow_unexpected=True)
     out = {"encoder_tensors": report.loaded}
     if backbone.separator is not None:
         if not sep:
@@ -193,6 +199,7 @@ def make_optimizer(model: nn.Module, cfg: PosterOptimConfig) -> torch.optim.Opti
 
 
 def train(cfg: PosterConfig) -> dict:
+    inherit_geometry(cfg.model, from_init=cfg.model.backbone == "encoder")  # before Run saves the config
     run = Run(cfg.run, cfg, "finetune_poster")
     model, name, mconfig, init_info = build_poster_model(cfg.model, run)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
