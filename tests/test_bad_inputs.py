@@ -284,12 +284,13 @@ def test_a_truncated_model_init_is_one_line_in_fine_tune_and_poster(small_shards
     ckpt = classifier_checkpoint(tmp_path / "enc", img_size=32)
     weights = ckpt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
-    result = finetune(f"data.shards={small_shards}", f"run.out={tmp_path / 'a'}", f"model.init={ckpt}")
+    # Its geometry (32 px, 8 px patches) is inherited: the damaged weights are what the line must name.
+    result = finetune(f"data.shards={small_shards}", f"run.out={tmp_path / 'a'}", f"model.init={ckpt}",
+                      "model.patch_size=8")
     one_error_line(result, str(weights), "damaged or incomplete")
     result = run_main("pipelines/finetune_poster.py", [
         "--config", "configs/finetune_poster/demo_poster_pp.yaml", f"data.shards={small_shards}",
-        f"run.out={tmp_path / 'b'}", f"model.init={ckpt}", "model.img_size=32", "model.patch_size=16",
-        "optim.max_steps=1", "data.num_workers=0"])
+        f"run.out={tmp_path / 'b'}", f"model.init={ckpt}", "optim.max_steps=1", "data.num_workers=0"])
     one_error_line(result, str(weights), "damaged or incomplete")
 
 
