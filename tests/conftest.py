@@ -105,7 +105,7 @@ def classifier_checkpoint(path: Path, num_classes: int = 8, img_size: int = 32, 
     """A random-init classifier checkpoint ``vit`` (or a full ``pfvit``) that ``load_classifier`` accepts."""
     import torch
 
-    from pfvit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from pfvit.data.transforms import imagenet_preprocess
     from pfvit.labels import class_names
     from pfvit.models.registry import build_model
     from pfvit.checkpoint import save_checkpoint
@@ -116,5 +116,4 @@ def classifier_checkpoint(path: Path, num_classes: int = 8, img_size: int = 32, 
         config.update(decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)
     return save_checkpoint(path, build_model(model, config), name=model, config=config,
                            label_names=class_names(num_classes),
-                           extra={"preprocess": {"img_size": img_size, "mean": list(IMAGENET_MEAN),
-                                                 "std": list(IMAGENET_STD)}})
+                           extra={"preprocess": imagenet_preprocess()})

@@ -123,7 +123,7 @@ def _tiny_classifiers():
               "pfvit_classifier": build_model("pfvit_classifier", {**vit, "num_classes": 5}),
               "pfvit": build_model("pfvit", {**vit, "num_classes": 5, "decoder_embed_dim": 16, "decoder_depth": 1,
                                              "decoder_num_heads": 2}),
-              "expression_cnn": build_model("expression_cnn", {"num_classes": 5})}
+              "expression_cnn": build_model("expression_cnn", {"num_classes": 5, "img_size": 32})}
     for variant in ("poster", "poster++", "poster-var"):
         name, config = poster_config(variant, 5, backbone="encoder", arch="vit_tiny", img_size=32, patch_size=8)
         models[variant] = build_model(name, {**config, "encoder": {**config["encoder"], "depth": 3}})
@@ -132,8 +132,8 @@ def _tiny_classifiers():
 
 def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
     """timm's contract for every classifier: forward_head(forward_features(x)) is the logits, pre_logits the
-    (B, D) vector the head reads, and cam_target_layers() layers of the model itself — what inference, retrieval
-    and the CAMs call, with no dispatch on the model's type."""
+    (B, D) vector the head reads, cam_target_layers() layers of the model itself, and img_size its input size —
+    what inference, retrieval and the CAMs call, with no dispatch on the model's type."""
     import torch
 
     x = torch.randn(2, 3, 32, 32)
@@ -147,6 +147,7 @@ def test_every_classifier_follows_one_contract_features_head_and_cam_layer():
         assert vector.dim() == 2 and vector.shape[0] == 2, (name, vector.shape)
         layers, _ = model.cam_target_layers()
         assert layers and all(any(layer is m for m in model.modules()) for layer in layers), name
+        assert model.img_size == 32, (name, model.img_size)  # the size its config says, what preprocessing uses
 
 
 def test_named_variants_build_with_overrides_and_bad_names_or_keys_are_one_config_error():

@@ -79,3 +79,35 @@ def test_another_image_size_resamples_the_position_table(mae_checkpoint):
     fixed = fit_position_tables(mae.state_dict(), mae48)
     assert torch.equal(fixed["pos_embed"], mae48.pos_embed) and torch.equal(fixed["decoder_pos_embed"],
                                                                             mae48.decoder_pos_embed)
+
+
+def test_builders_refuse_an_unresolved_geometry_and_the_face_backbone_its_size():
+    from pfvit.train.pfvit_train import model_config
+    from pfvit.train.poster_train import build_poster_model
+
+    with pytest.raises(ValueError, match="unresolved: call inherit_geometry"):
+        model_config(PFModelConfig())
+    face = PosterModelConfig(backbone="face", img_size=112)
+    inherit_geometry(face, from_init=False)
+    with pytest.raises(ConfigError, match="model.img_size=112, but the face backbone .* takes 224 px faces"):
+        build_poster_model(face, run=None)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("vit", {"img_size": 40, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "num_classes": 7}),
+    ("expression_cnn", {"num_classes": 7, "widths": [8, 8], "img_size": 24})])
+def test_the_preprocessing_size_is_the_model_configs(tmp_path, name, config):
+    """load_classifier resizes to the size the model's constructor config says; the checkpoint's preprocessing
+    record holds only the normalisation, so there is no second copy of the size to disagree with it."""
+    from PIL import Image
+
+    from pfvit.inference import load_classifier
+    from pfvit.labels import class_names
+
+    save_checkpoint(tmp_path / name, build_model(name, config), name=name, config=config,
+                    label_names=class_names(7), extra={"preprocess": {"mean": [0.5] * 3, "std": [0.25] * 3}})
+    clf = load_classifier(tmp_path / name)
+    assert clf.img_size == config["img_size"]
+    x = clf.preprocess(Image.new("RGB", (90, 70), (255, 128, 0)))
+    assert x.shape == (1, 3, config["img_size"], config["img_size"])
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([2.0, 0.0078, -2.0]), atol=1e-3, rtol=0)

@@ -353,6 +353,7 @@ def study_psnr(study_run) -> dict[str, tuple[float, float]]:
     from pfvit.data.shards import IndexedShards
     from pfvit.data.transforms import denormalize, eval_transform
     from pfvit.models.convert import read_pretrained
+    from pfvit.models.geometry import inherit_geometry
     from pfvit.models.pfvit import fit_positional_copy
     from pfvit.models.registry import load_model
     from pfvit.train.pfvit_train import PFViTConfig, model_config, training_tokens
@@ -360,6 +361,7 @@ def study_psnr(study_run) -> dict[str, tuple[float, float]]:
     shards, base = study_run
     cfg = load_config(PFViTConfig, "configs/pfvit/study.yaml", [f"data.shards={shards}", "model.mca_copy_steps=50",
                                                                 f"model.init={base / 'mae' / 'checkpoint'}"])
+    inherit_geometry(cfg.model)
     torch.manual_seed(0)
     start = PokerFaceViT(**model_config(cfg.model))
     init_from_mae(start, Discriminator(**discriminator_part(model_config(cfg.model))),

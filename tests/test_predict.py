@@ -114,7 +114,7 @@ def test_cam_maps_have_the_input_size_and_are_not_constant(kind):
     else:
         config = {"img_size": 64, "patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 7}
     model = build_model(kind, config)
-    clf = Classifier(model, [str(i) for i in range(7)], 64, IMAGENET_MEAN, IMAGENET_STD).eval()
+    clf = Classifier(model, [str(i) for i in range(7)], IMAGENET_MEAN, IMAGENET_STD).eval()
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (90, 90, 3), dtype=np.uint8)) for _ in range(2)]
     maps, probs = class_activation_maps(clf, images)

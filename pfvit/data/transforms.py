@@ -9,6 +9,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def imagenet_preprocess() -> dict:
+    """A checkpoint's ``extra.preprocess`` for a model trained on ImageNet-normalised faces (the size is the
+    model's own ``img_size``)."""
+    return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
 def _to_normalised_tensor() -> list:
     return [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 

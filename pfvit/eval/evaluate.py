@@ -94,14 +94,13 @@ def predict_split(run: Run, classifier, shards: str, split: str, index: tuple[li
     return probs
 
 
-def split_metrics(run: Run, module: torch.nn.Module, names: list[str], img_size: int, data, split: str,
-                  index) -> dict:
+def split_metrics(run: Run, module: torch.nn.Module, names: list[str], data, split: str, index) -> dict:
     """Classification metrics of a model (normalised tensors → logits) on ``split`` of ``data.shards`` (the
     selection pass of every training stage); samples outside the model's protocol are left out. The module's
     train/eval mode is restored afterwards."""
     was_training = module.training
     module.eval()
-    clf = Classifier(module, names, img_size, IMAGENET_MEAN, IMAGENET_STD).to(run.device)
+    clf = Classifier(module, names, IMAGENET_MEAN, IMAGENET_STD).to(run.device)
     probs = predict_split(run, clf, data.shards, split, index, data.batch_size, data.num_workers,
                           desc="validate")
     module.train(was_training)

@@ -81,8 +81,7 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
     ``*_vs_twin*`` measure and the judge's neutral shares of poker faces and inputs. Over the neutral faces (whose
     twin is the input): ``*_neutral_inputs``, the poker face and the reconstruction against the input."""
     model = model.to(device).eval()
-    size = model.classifier.encoder.patch_embed.img_size[0]
-    transform = eval_transform(size)
+    transform = eval_transform(model.img_size)
     data = EvalDataset(shards, split, lambda s: s)
     count = len(data) if limit is None else min(limit, len(data))
     acc: dict[str, list[torch.Tensor]] = {}
@@ -180,8 +179,7 @@ def generate_poker_faces(checkpoint: str | Path, out: str | Path, *, shards: str
         raise UserError("give exactly one input: shards=DIR (with split=…) or images=FILE_OR_FOLDER")
     device = resolve_device(device)
     model = load_model(checkpoint, expected="pfvit").to(device)
-    size = model.classifier.encoder.patch_embed.img_size[0]
-    transform = eval_transform(size)
+    transform = eval_transform(model.img_size)
     faces: list[tuple[str, object]] = []
     skipped: list[dict] = []
     if shards is not None:

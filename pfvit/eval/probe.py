@@ -129,11 +129,11 @@ def train_judge(cfg: JudgeConfig) -> dict:
     x_train, y_train = _split_tensors(cfg.shards, "train", cfg.img_size, cfg.num_classes)
     x_val, y_val = _split_tensors(cfg.shards, "val", cfg.img_size, cfg.num_classes)
     torch.manual_seed(cfg.seed)
-    config = {"num_classes": cfg.num_classes, "widths": [24, 48, 64, 96]}
+    config = {"num_classes": cfg.num_classes, "widths": [24, 48, 64, 96], "img_size": cfg.img_size}
     net = train_probe(ExpressionCNN(**config), x_train, y_train, cfg.steps, cfg.lr, cfg.batch_size, seed=cfg.seed,
                       hflip=True, blur=cfg.blur)
     val = accuracy(net, x_val, y_val)
-    preprocess = {"img_size": cfg.img_size, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    preprocess = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
     save_checkpoint(Path(cfg.out), net, name="expression_cnn", config=config,
                     label_names=class_names(cfg.num_classes), data_manifest=str(cfg.shards),
                     extra={"preprocess": preprocess, "val": {"accuracy": val}, "train_samples": len(y_train),

@@ -39,7 +39,7 @@ def mae_reconstruction_metrics(model, shards: str, split: str = "test", *, train
     """PSNR of ``model``'s reconstruction of the masked patches of ``split`` (fixed, seeded masks) and of the mean
     ``train_split`` face on the same patches; ``sheet``: a PNG of input | masked | reconstruction | pasted."""
     model = model.to(device).eval()
-    size = model.patch_embed.img_size[0]
+    size = model.img_size
     mean_face = denormalize(_images(shards, train_split, size, 4096)).mean(0, keepdim=True).to(device)
     x = _images(shards, split, size, limit)
     gen = torch.Generator().manual_seed(seed)

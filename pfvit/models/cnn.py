@@ -14,10 +14,13 @@ def _block(cin: int, cout: int) -> nn.Module:
 
 class ExpressionCNN(nn.Module):
     """Strided 3x3 conv + BatchNorm + ReLU blocks (each halves the size), global average pooling, a linear head.
-    Any input size; images in [0, 1]."""
+    Any input size runs (the pooling is global); ``img_size`` is the one it is trained at, which its preprocessing
+    resizes to. Images in [0, 1]."""
 
-    def __init__(self, num_classes: int = 8, widths: tuple[int, ...] | list[int] = (24, 48, 64, 96)):
+    def __init__(self, num_classes: int = 8, widths: tuple[int, ...] | list[int] = (24, 48, 64, 96),
+                 img_size: int = 32):
         super().__init__()
+        self.img_size = img_size
         chans = [3, *widths]
         self.features = nn.Sequential(*[_block(a, b) for a, b in zip(chans, chans[1:])], nn.AdaptiveAvgPool2d(1),
                                       nn.Flatten())
@@ -38,5 +41,6 @@ class ExpressionCNN(nn.Module):
 
 
 @register("expression_cnn")
-def build_expression_cnn(num_classes: int = 8, widths: tuple[int, ...] | list[int] = (24, 48, 64, 96)) -> ExpressionCNN:
-    return ExpressionCNN(num_classes, tuple(widths))
+def build_expression_cnn(num_classes: int = 8, widths: tuple[int, ...] | list[int] = (24, 48, 64, 96),
+                         img_size: int = 32) -> ExpressionCNN:
+    return ExpressionCNN(num_classes, tuple(widths), img_size)

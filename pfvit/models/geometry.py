@@ -55,10 +55,23 @@ def inherit_geometry(model_cfg, from_init: bool = True) -> list[str]:
                                   f"model: leave model.{key} unset to inherit it, or start from a {given} checkpoint")
             notes.append(f"model.{key}={given} where model.init has {theirs}"
                          + (": its position table is resampled" if key == "img_size" else ": a new head"))
-    if model_cfg.img_size % model_cfg.patch_size:
-        raise ConfigError(f"model.img_size={model_cfg.img_size} is not divisible by "
-                          f"model.patch_size={model_cfg.patch_size}")
+    check_patch_grid(model_cfg.img_size, model_cfg.patch_size)
     return notes
+
+
+def check_patch_grid(img_size: int, patch_size: int) -> None:
+    """A ViT's image must be a whole number of patches."""
+    if img_size % patch_size:
+        raise ConfigError(f"model.img_size={img_size} is not divisible by model.patch_size={patch_size}")
+
+
+def resolved_geometry(model_cfg) -> dict:
+    """The geometry of a model config that :func:`inherit_geometry` has resolved (once, before the stage's run
+    saves its config); model builders read it here and refuse an unresolved config."""
+    values = {key: getattr(model_cfg, key) for key in DEFAULTS}
+    if None in values.values():
+        raise ValueError(f"model geometry {values} is unresolved: call inherit_geometry(model_cfg) first")
+    return values
 
 
 def fit_position_tables(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:

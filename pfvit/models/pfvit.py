@@ -90,6 +90,10 @@ class EmotionClassifier(nn.Module):
     def cam_target_layers(self):
         return self.encoder.cam_target_layers()
 
+    @property
+    def img_size(self) -> int:
+        return self.encoder.img_size
+
 
 class Generator(nn.Module):
     """MCA + G (Eq. 3): queries m + E_pos (the MAE mask token at every position plus the fixed sin-cos table),
@@ -178,6 +182,10 @@ class PokerFaceViT(nn.Module):
 
     def cam_target_layers(self):
         return self.classifier.cam_target_layers()
+
+    @property
+    def img_size(self) -> int:
+        return self.classifier.img_size
 
     @torch.no_grad()
     def poker_face(self, x: torch.Tensor) -> torch.Tensor:

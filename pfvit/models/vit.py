@@ -2,8 +2,9 @@
 
 Every pfvit classifier follows timm's contract: ``forward_features(x)`` → what the head reads,
 ``forward_head(features, pre_logits=False)`` → logits, or with ``pre_logits=True`` the (B, D) vector the head
-classifies (what retrieval compares), and ``cam_target_layers()`` → (the layers Grad-CAM hooks, the reshape of their
-output to a map or None).
+classifies (what retrieval compares), ``cam_target_layers()`` → (the layers Grad-CAM hooks, the reshape of their
+output to a map or None), and ``img_size``: the side of the square faces it takes, from its constructor config (what
+the preprocessing resizes to).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def token_grid(vit: VisionTransformer):
 
 
 class ViT(VisionTransformer):
-    """timm's ViT (same keys, same forward) with the classifier contract's CAM layer."""
+    """timm's ViT (same keys, same forward) with the classifier contract's CAM layer and input size."""
+
+    @property
+    def img_size(self) -> int:
+        return self.patch_embed.img_size[0]
 
     def cam_target_layers(self):
         return [self.blocks[-1].norm1], token_grid(self)

@@ -15,11 +15,12 @@ from timm.data import Mixup, create_transform
 from ..checkpoint import save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, shard_class_skew, split_index
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
 from ..errors import ConfigError, UserError
 from ..eval.evaluate import split_metrics
 from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
+from ..models.geometry import inherit_geometry
 from ..runtime import Progress, Run, read_metrics
 from .loop import LRSchedule, Task
 from .schedule import StepPlan
@@ -154,6 +155,17 @@ def labelled_loader(run: Run, data: ClassifierDataConfig, plan: SamplingPlan, ma
     return loader
 
 
+def start_run(cfg, stage: str, from_init: bool = True) -> Run:
+    """The stage's :class:`Run`, its model geometry resolved first (inherited from ``model.init`` where
+    ``from_init``, models/geometry.py) so that the saved config.yaml holds what runs; each kept difference from the
+    checkpoint is logged."""
+    notes = inherit_geometry(cfg.model, from_init)
+    run = Run(cfg.run, cfg, stage)
+    for note in notes:
+        run.info(note)
+    return run
+
+
 def selection_split(data: ClassifierDataConfig) -> str:
     """The split a training stage selects its best epoch on: validation, or test under the paper protocol."""
     return data.test_split if data.protocol == "paper" else data.val_split
@@ -164,11 +176,11 @@ def protocol_label(data: ClassifierDataConfig) -> str:
             if data.protocol == "paper" else f"held-out protocol: selected on {data.val_split!r}")
 
 
-def classifier_extra(img_size: int, metrics: dict, cfg, init_info: dict) -> dict:
-    """The ``extra`` of a classifier checkpoint: its preprocessing (what ``load_classifier`` applies), validation
-    numbers, training config and initialisation."""
-    preprocess = {"img_size": img_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    return {"preprocess": preprocess, "val": {k: metrics[k] for k in VAL_KEYS}, "selected_on": selection_split(cfg.data),
+def classifier_extra(metrics: dict, cfg, init_info: dict) -> dict:
+    """The ``extra`` of a classifier checkpoint: its normalisation (what ``load_classifier`` applies at the
+    model's ``img_size``), validation numbers, training config and initialisation."""
+    return {"preprocess": imagenet_preprocess(), "val": {k: metrics[k] for k in VAL_KEYS},
+            "selected_on": selection_split(cfg.data),
             "protocol": protocol_label(cfg.data), "train_config": to_dict(cfg), **init_info}
 
 
@@ -248,14 +260,14 @@ class ClassifierTask(Task):
 
     def validate(self, progress: Progress) -> float:
         cfg = self.cfg
-        metrics = split_metrics(self.run, self.unwrapped, self.names, cfg.model.img_size, cfg.data,
+        metrics = split_metrics(self.run, self.unwrapped, self.names, cfg.data,
                                 selection_split(cfg.data), self.val_index)
 
         def save(name: str, metrics: dict) -> None:
             if self.run.is_main:
                 save_checkpoint(self.run.out / name, self.unwrapped, name=self.model_name, config=self.model_config,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
-                                extra=classifier_extra(cfg.model.img_size, metrics, cfg, self.init_info))
+                                extra=classifier_extra(metrics, cfg, self.init_info))
 
         return select_and_save(self.run, progress, metrics, cfg.select_metric, save)
 

@@ -26,13 +26,13 @@ from ..checkpoint import load_state
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from ..labels import class_names
 from ..models.convert import encoder_state, read_pretrained
-from ..models.geometry import fit_position_tables, inherit_geometry
+from ..models.geometry import fit_position_tables, resolved_geometry
 from ..models.mae import Arch, arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
 from ..runtime import Run, RunConfig
 from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
-                         sampling_plan, soft_target_loss, train_transform)
+                         sampling_plan, soft_target_loss, start_run, train_transform)
 from .loop import EpochSchedule, WarmupCosine, fit
 from .schedule import effective_lr, layer_decay_groups
 
@@ -88,9 +88,10 @@ class FinetuneConfig:
 
 
 def classifier_config(cfg: FTModelConfig) -> dict:
-    class_names(cfg.num_classes)
-    return {**encoder_config(arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size)),
-            "num_classes": cfg.num_classes, "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
+    geometry = resolved_geometry(cfg)
+    class_names(geometry["num_classes"])
+    return {**encoder_config(arch_config(**geometry)), "num_classes": geometry["num_classes"],
+            "global_pool": cfg.global_pool, "drop_path_rate": cfg.drop_path}
 
 
 def init_from_pretrained(model: nn.Module, path: str | None, run: Run, head_init_std: float = 2e-5) -> dict:
@@ -123,10 +124,7 @@ def make_optimizer(model: nn.Module, cfg: FTOptimConfig, eff_batch: int):
 
 
 def train(cfg: FinetuneConfig) -> dict:
-    notes = inherit_geometry(cfg.model)
-    run = Run(cfg.run, cfg, "finetune_vit")
-    for note in notes:
-        run.info(note)
+    run = start_run(cfg, "finetune_vit")
     mconfig = classifier_config(cfg.model)
     model = build_model("vit", mconfig)
     init_info = init_from_pretrained(model, cfg.model.init, run, cfg.model.head_init_std)

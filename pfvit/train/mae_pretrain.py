@@ -18,9 +18,9 @@ from ..checkpoint import save_checkpoint
 from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
-from ..errors import UserError
 from ..eval.plots import image_grid, loss_curves
 from ..models.convert import save_encoder
+from ..models.geometry import check_patch_grid
 from ..models.mae import Arch, MaskedAutoencoderViT, arch_config
 from ..models.registry import build_model
 from ..runtime import Run, RunConfig, read_metrics
@@ -81,8 +81,7 @@ class MAEPretrainConfig:
 
 
 def model_config(cfg: MAEModelConfig) -> dict:
-    if cfg.img_size % cfg.patch_size:
-        raise UserError(f"model.img_size={cfg.img_size} is not divisible by model.patch_size={cfg.patch_size}")
+    check_patch_grid(cfg.img_size, cfg.patch_size)
     return arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, norm_pix_loss=cfg.norm_pix_loss,
                        visible_loss_weight=cfg.visible_loss_weight)
 

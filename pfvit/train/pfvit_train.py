@@ -38,14 +38,14 @@ from ..labels import class_names
 from ..models import pfvit_losses as L
 from ..models.convert import read_pretrained
 from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
-from ..models.geometry import inherit_geometry
+from ..models.geometry import resolved_geometry
 from ..models.mae import Arch, arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
 from ..runtime import Progress, Run, RunConfig, read_metrics
 from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra,
                          classifier_steps, labelled_loader, sampling_plan, select_and_save, selection_split,
-                         train_transform)
+                         start_run, train_transform)
 from .loop import EpochSchedule, Task, WarmupCosine, fit
 from .schedule import StepPlan
 
@@ -135,10 +135,9 @@ class PFViTConfig:
 
 
 def model_config(cfg: PFModelConfig) -> dict:
-    inherit_geometry(cfg)
-    class_names(cfg.num_classes)
-    return arch_config(cfg.arch, img_size=cfg.img_size, patch_size=cfg.patch_size, num_classes=cfg.num_classes,
-                       se_reduction=cfg.se_reduction, drop_path_rate=cfg.drop_path)
+    geometry = resolved_geometry(cfg)
+    class_names(geometry["num_classes"])
+    return arch_config(**geometry, se_reduction=cfg.se_reduction, drop_path_rate=cfg.drop_path)
 
 
 @contextlib.contextmanager
@@ -382,14 +381,14 @@ class PFViTTask(Task):
 
     def validate(self, progress: Progress) -> float:
         run, cfg = self.run, self.cfg
-        metrics = split_metrics(run, self.unwrapped.classifier, self.names, cfg.model.img_size, cfg.data,
+        metrics = split_metrics(run, self.unwrapped.classifier, self.names, cfg.data,
                                 selection_split(cfg.data), self.val_index)
 
         def save(name: str, metrics: dict) -> None:
             if run.is_main:
                 save_checkpoint(run.out / name, self.unwrapped, name="pfvit", config=self.mconfig,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
-                                extra=classifier_extra(cfg.model.img_size, metrics, cfg, self.init_info))
+                                extra=classifier_extra(metrics, cfg, self.init_info))
 
         score = select_and_save(run, progress, metrics, cfg.select_metric, save)
         if run.is_main:
@@ -411,10 +410,7 @@ class PFViTTask(Task):
 def train(cfg: PFViTConfig) -> dict:
     if cfg.data.soft_labels is not None:
         raise ConfigError("data.soft_labels is not supported by PF-ViT (L_emo is the hard-label CE of Eq. 5)")
-    notes = inherit_geometry(cfg.model)
-    run = Run(cfg.run, cfg, "pfvit_train")
-    for note in notes:
-        run.info(note)
+    run = start_run(cfg, "pfvit_train")
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
     steps = classifier_steps(run, cfg, plan)
     return fit(run, PFViTTask(run, cfg, plan, steps), steps)

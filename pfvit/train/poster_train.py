@@ -27,16 +27,17 @@ from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveIn
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
 from ..models.convert import encoder_state, read_pretrained
-from ..models.geometry import fit_position_tables, inherit_geometry
+from ..models.geometry import fit_position_tables, resolved_geometry
 from ..models.mae import Arch
 from ..models.pfvit import PFVIT_MODELS, backbone_state
+from ..models.poster.backbones import FaceBackbone
 from ..models.poster.layers import gaussian_kl
 from ..models.poster.poster import poster_config
 from ..models.poster.weights import load_face_weights
 from ..models.registry import build_model
 from ..runtime import Run, RunConfig
 from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
-                         sampling_plan, soft_target_loss, train_transform)
+                         sampling_plan, soft_target_loss, start_run, train_transform)
 from .loop import EpochSchedule, fit
 
 
@@ -132,8 +133,10 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, cfg: PosterL
 
 def build_poster_model(m: PosterModelConfig, run: Run) -> tuple[nn.Module, str, dict, dict]:
     """(model with its pretrained parts loaded, registered name, build config, init report)."""
-    for note in inherit_geometry(m, from_init=m.backbone == "encoder"):
-        run.info(note)
+    geometry = resolved_geometry(m)
+    if m.backbone == "face" and geometry["img_size"] != FaceBackbone.img_size:
+        raise ConfigError(f"model.img_size={geometry['img_size']}, but the face backbone (IR-50 + MobileFaceNet) "
+                          f"takes {FaceBackbone.img_size} px faces: leave model.img_size unset")
     init_meta = read_meta(m.init) if m.backbone == "encoder" and m.init and Path(m.init).is_dir() else None
     separator = m.separator
     if separator is None:
@@ -144,8 +147,9 @@ def build_poster_model(m: PosterModelConfig, run: Run) -> tuple[nn.Module, str, 
     if m.fusion_depth is not None:
         overrides["depth" if m.variant == "poster" else "fusion_depth"] = m.fusion_depth
     try:
-        name, config = poster_config(m.variant, m.num_classes, m.backbone, arch=m.arch, img_size=m.img_size,
-                                     patch_size=m.patch_size, separator=bool(separator), **overrides)
+        name, config = poster_config(m.variant, geometry["num_classes"], m.backbone, arch=geometry["arch"],
+                                     img_size=geometry["img_size"], patch_size=geometry["patch_size"],
+                                     separator=bool(separator), **overrides)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
     model = build_model(name, config)
@@ -199,8 +203,7 @@ def make_optimizer(model: nn.Module, cfg: PosterOptimConfig) -> torch.optim.Opti
 
 
 def train(cfg: PosterConfig) -> dict:
-    inherit_geometry(cfg.model, from_init=cfg.model.backbone == "encoder")  # before Run saves the config
-    run = Run(cfg.run, cfg, "finetune_poster")
+    run = start_run(cfg, "finetune_poster", from_init=cfg.model.backbone == "encoder")
     model, name, mconfig, init_info = build_poster_model(cfg.model, run)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -210,7 +213,7 @@ def train(cfg: PosterConfig) -> dict:
     steps = classifier_steps(run, cfg, plan)
     optimizer = make_optimizer(model, cfg.optim)
     schedule = EpochSchedule([torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.gamma)])
-    transform = train_transform(cfg.model.img_size, cfg.aug)
+    transform = train_transform(model.img_size, cfg.aug)
     if cfg.aug.lighting > 0:
         transform.transforms.append(PCALighting(cfg.aug.lighting))
 

@@ -28,6 +28,7 @@ class FaceBackbone(nn.Module):
 
     image_channels = IR50_CHANNELS
     landmark_channels = LANDMARK_CHANNELS
+    img_size = 224  # the released IR-50 and landmark MobileFaceNet take 224 px faces (their maps above)
 
     def __init__(self):
         super().__init__()
@@ -56,6 +57,7 @@ class EncoderBackbone(nn.Module):
         self.taps = (-(-depth // 3) - 1, -(-2 * depth // 3) - 1)
         self.image_channels = (embed_dim,) * 3
         self.grid = self.encoder.patch_embed.grid_size
+        self.img_size = self.encoder.img_size
 
     def forward(self, x: torch.Tensor):
         z, maps = self.encoder.forward_intermediates(x, indices=list(self.taps), norm=False, output_fmt="NCHW")

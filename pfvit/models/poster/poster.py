@@ -70,6 +70,7 @@ class PosterV2(nn.Module):
                  lora_dropout: float = 0.1):
         super().__init__()
         self.backbone = _backbone(backbone, encoder)
+        self.img_size = self.backbone.img_size
         img_ch = self.backbone.image_channels
         if backbone == "face":
             grids = FACE_GRIDS
@@ -153,6 +154,7 @@ class Poster(nn.Module):
                  lora_r: int = 0, lora_alpha: float = 128, lora_dropout: float = 0.1):
         super().__init__()
         self.backbone = _backbone(backbone, encoder)
+        self.img_size = self.backbone.img_size
         if backbone == "face":
             tokens = 49
             # As released: IR-50's 256×14×14 map is viewed as 49 rows of 1024 (a memory reshape, not patches).

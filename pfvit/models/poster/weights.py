@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from ...checkpoint import load_state, save_checkpoint
-from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ...data.transforms import imagenet_preprocess
 from ...errors import CheckpointError
 from ...labels import class_names, index_of
 from ..convert import read_torch_state
@@ -110,7 +110,7 @@ def import_released_poster(path: str | Path, out: str | Path, variant: str, labe
             state[key] = permuted
     loaded = load_state(model, state, source=str(path), what=f"{variant} (face backbone)",
                         allow_unexpected=True).loaded
-    extra = {"preprocess": {"img_size": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+    extra = {"preprocess": imagenet_preprocess(),
              "imported_from": str(path), "released_label_order": list(label_order), "unused_tensors": unused}
     save_checkpoint(out, model, name=name, config=config, label_names=names, extra=extra)
     return {"loaded": loaded, "unused": len(unused), "unused_examples": unused[:6]}
