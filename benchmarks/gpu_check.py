@@ -155,7 +155,8 @@ class Check:
     def run(self):
         """One accelerate Run for every step measurement (its state is per process): bf16 autocast."""
         if self._run is None:
-            from pfvit.runtime import Run, RunConfig
+            from pfvit.runtime import Run
+            from pfvit.schemas.run import RunConfig
 
             cfg = RunConfig(out=str(self.out / "steps"), mixed_precision="bf16", log_every=10 ** 6)
             self._run = Run(cfg, cfg, "gpu_check")
@@ -254,9 +255,11 @@ class Check:
         from pfvit.models.mae import arch_config
         from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part
         from pfvit.models.vit import build_vit
-        from pfvit.train.pfvit_train import PFViTConfig, pfvit_train_step
+        from pfvit.train.pfvit_train import pfvit_train_step
+        from pfvit.schemas.pfvit import PFViTConfig
         from pfvit.models.poster.backbones import FaceBackbone
-        from pfvit.train.poster_train import PosterModelConfig, build_poster_model
+        from pfvit.train.poster_train import build_poster_model
+        from pfvit.schemas.poster import PosterModelConfig
 
         s, device, run = self.scale, self.device, self.run()
         acc = run.accelerator
@@ -366,10 +369,12 @@ class Check:
 
     def inference(self):
         from pfvit.data.synthetic import group_photo
-        from pfvit.eval.evaluate import EvalConfig, evaluate
+        from pfvit.eval.evaluate import evaluate
+        from pfvit.schemas.evaluate import EvalConfig
         from pfvit.eval.retrieval import FaceMemory, shard_faces
         from pfvit.inference import load_classifier, resolve_device
-        from pfvit.predict import PredictConfig, predict
+        from pfvit.predict import predict
+        from pfvit.schemas.predict import PredictConfig
 
         demo = self.out / "demo"
         if (demo / "report.md").is_file():  # the GPU-scale demo's models

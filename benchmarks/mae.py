@@ -20,7 +20,8 @@ from pfvit.data.sources.synthetic import synthetic_specs
 from pfvit.models.registry import create_model
 from pfvit.train.loop import WarmupCosine
 from pfvit.train.mae_pretrain import mae_train_step
-from pfvit.runtime import Run, RunConfig
+from pfvit.runtime import Run
+from pfvit.schemas.run import RunConfig
 from pfvit.train.schedule import weight_decay_groups
 
 

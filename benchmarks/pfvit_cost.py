@@ -17,7 +17,8 @@ from pfvit.models.facerec import build_face_embedder
 from pfvit.models.mae import arch_config
 from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part
 from pfvit.models.vit import build_vit
-from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, frozen, generator_losses
+from pfvit.train.pfvit_train import discriminator_loss, frozen, generator_losses
+from pfvit.schemas.pfvit import PFLossConfig
 
 
 

@@ -25,7 +25,8 @@ from pfvit.data.sources.fer2013 import fer2013_folder_specs
 from pfvit.data.sources.folder import load_rgb
 from pfvit.models.mae import ARCHS
 from pfvit.models.vit import build_vit
-from pfvit.train.classifier import AugConfig, train_transform
+from pfvit.train.classifier import train_transform
+from pfvit.schemas.classifier import AugConfig
 
 DATA = Path(os.environ.get("PFVIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

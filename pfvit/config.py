@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import io
+import json
 import math
 import re
+import sys
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -126,6 +132,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value in typing.get_args(tp):
             return value
         raise ConfigError(f"{key}: expected one of {_type_name(tp)}, got {value!r}")
+    if origin is list and not isinstance(value, (list, tuple, dict)):
+        value = [value]  # a scalar where a list is expected is a list of one: inputs=photo.jpg
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
@@ -291,29 +299,103 @@ def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-def describe(schema: type, prefix: str = "") -> list[str]:
-    """One line per leaf key: ``name (type) = default``, for ``--help``."""
+# The folder above the package: a checkout or an editable install, where configs/ lives.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_config(path: str | Path) -> Path:
+    """A config file as given, or, when that does not exist and the path is relative, the same path under the
+    project root, so that ``--config configs/…`` works from any folder."""
+    path = Path(path)
+    if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return path
+
+
+def _comment(line: str) -> str | None:
+    """The ``#`` comment of one line of source, read with the tokenizer (a ``#`` inside a string is not one)."""
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline):
+            if token.type == tokenize.COMMENT:
+                return token.string.lstrip("#").strip()
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return None
+
+
+def field_docs(schema: type) -> dict[str, str]:
+    """Each field's description, from the schema's source: the comment at the end of its line, else the comment
+    lines right above it. Inherited fields keep their base class's unless the subclass describes them again."""
+    docs: dict[str, str] = {}
+    for cls in reversed([c for c in schema.__mro__ if dataclasses.is_dataclass(c)]):
+        above: list[str] = []
+        for line in inspect.getsource(cls).splitlines()[1:]:
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                above.append(stripped.lstrip("#").strip())
+                continue
+            match = re.match(r"\s+(\w+)\s*:", line)
+            if match and match.group(1) in cls.__dataclass_fields__:
+                doc = _comment(line) or " ".join(above)
+                if doc:
+                    docs[match.group(1)] = doc
+            above = []
+    return docs
+
+
+def describe(cfg: Any, prefix: str = "") -> list[str]:
+    """``--help``'s lines for a config instance: per leaf key ``name (type, choices, bounds) = value`` (the value
+    spelt as on the command line: null, true, [a, b] as JSON writes them) and its description from the schema."""
     lines = []
-    default = schema()
+    schema = type(cfg)
     hints = typing.get_type_hints(schema, include_extras=True)
+    docs = field_docs(schema)
     for field in dataclasses.fields(schema):
-        tp = hints[field.name]
+        tp, value = hints[field.name], getattr(cfg, field.name)
         if dataclasses.is_dataclass(tp):
-            lines += describe(tp, prefix + field.name + ".")
-        else:
-            lines.append(f"  {prefix}{field.name} ({_type_name(tp)}) = {to_dict(getattr(default, field.name))!r}")
+            lines += describe(value, prefix + field.name + ".")
+            continue
+        lines.append(f"  {prefix}{field.name} ({_type_name(tp)}) = {json.dumps(to_dict(value), ensure_ascii=False)}")
+        if field.name in docs:
+            lines += textwrap.wrap(docs[field.name], 116, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return lines
+
+
+def _example(cfg: Any, prefix: str = "") -> str | None:
+    """An override this schema accepts (its first leaf key with a value), for the usage line."""
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            found = _example(value, prefix + field.name + ".")
+        elif value not in (None, "", []) and not isinstance(value, (list, tuple, dict)):
+            found = f"{prefix}{field.name}={str(value).lower() if isinstance(value, bool) else value}"
+        else:
+            continue
+        if found:
+            return found
+    return None
 
 
 def parse_stage_args(schema: type[T], argv: Sequence[str] | None, description: str,
                      default_config: str | None = None) -> T:
-    """The command line of every stage: ``--config FILE`` and ``key=value`` overrides."""
-    parser = argparse.ArgumentParser(
-        description=description,
-        epilog="config keys (override any with key=value):\n" + "\n".join(describe(schema)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """The command line of every script: ``--config FILE`` and dotted ``key=value`` overrides. ``--help`` lists
+    every key with the value that would run (the defaults, the config file and the overrides given), its choices,
+    bounds and description; ``--print-config`` prints that config as YAML. Neither imports torch."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     add_help=False)
+    parser.add_argument("-h", "--help", action="store_true", help="list the config keys with the values that run")
     parser.add_argument("--config", default=default_config, help="YAML config file (default: %(default)s)")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=3e-4")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides")
     args = parser.parse_args(argv)
-    return load_config(schema, args.config, args.overrides)
+    cfg = load_config(schema, None if args.config is None else find_config(args.config), args.overrides)
+    if args.print_config:
+        sys.stdout.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        raise SystemExit(0)
+    if args.help:
+        source = f"with --config {args.config}" if args.config else "the defaults"
+        parser.epilog = (f"config keys ({source}{' and the overrides given' if args.overrides else ''}; override "
+                         f"any with key=value, e.g. {_example(cfg)}):\n" + "\n".join(describe(cfg)))
+        parser.print_help()
+        raise SystemExit(0)
+    return cfg

@@ -94,3 +94,12 @@ def to_protocol(index: int, num_classes: int) -> int:
     """Map a canonical index into a protocol, :data:`UNLABELED` when the protocol drops the class."""
     class_names(num_classes)
     return index if 0 <= index < num_classes else UNLABELED
+
+
+# POSTER++'s RAF-DB release: ImageFolder over folders 1..7 of the basic list (surprise, fear, disgust, happy, sad,
+# anger, neutral); AffectNet releases use AffectNet's own order, which is the canonical one.
+RELEASED_LABEL_ORDERS = {
+    "rafdb": ("surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"),
+    "affectnet7": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"),
+    "affectnet8": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"),
+}

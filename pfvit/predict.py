@@ -13,40 +13,22 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .config import PositiveFloat, PositiveInt, Range
 from .data.align import FaceAligner
 from .data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from .errors import UserError
 from .inference import Classifier, load_classifier, resolve_device
 from .models.registry import load_model
+from .schemas.predict import PredictConfig
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
-
-
-@dataclass
-class PredictConfig:
-    checkpoint: str = ""
-    inputs: list[str] = field(default_factory=list)
-    out: str = "runs/predict"
-    detector: str = "mtcnn"
-    min_face: PositiveInt = 20
-    every: PositiveInt = 1                 # video: every N-th frame …
-    fps: Optional[PositiveFloat] = None    # … or this many frames per second (overrides every)
-    smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.6         # video: EMA weight of the past on a face track's probabilities (0: none)
-    pokerface: Optional[str] = None  # a PF-ViT checkpoint: poker face of every face
-    cam: bool = False
-    cam_method: str = "gradcam++"
-    device: str = "auto"                 # auto: CUDA when there is one, else the CPU
-    annotate: bool = True
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[dict]]:

@@ -8,29 +8,18 @@ import html
 import json
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from .config import PositiveInt
 from .errors import UserError
 from .inference import load_classifier
+from .schemas.report import ReportConfig
 
 # Stage folders of a chain run and their display names, in pipeline order.
 MODELS = (("vit", "ViT baseline"), ("pfvit", "PF-ViT (E+S+C)"), ("poster_pp", "POSTER++"),
           ("poster_var", "POSTER-Var"))
-
-
-@dataclass
-class ReportConfig:
-    run: str = "runs/demo"
-    title: str = "pfvit demo on synthetic faces"
-    split: str = "test"
-    checkpoint: str = "best"  # the folder the chain evaluated (best, or last where nothing was selected)
-    speed_batch: PositiveInt = 32
-    speed_repeats: PositiveInt = 3
 
 
 def images_per_second(clf, batch: int, repeats: int) -> float:

@@ -13,36 +13,19 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Iterable
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 
 from .checkpoint import OBJECTS, latest_state, list_states
-from .config import NonNegativeInt, PositiveInt, changed_keys, read_yaml, save_config, to_dict
+from .config import changed_keys, read_yaml, save_config, to_dict
 from .errors import UserError
+from .schemas.run import RunConfig
 
 log = logging.getLogger("pfvit")
-
-
-@dataclass
-class RunConfig:
-    """Keys under ``run:`` in every training stage's config."""
-
-    out: str = "runs/default"
-    seed: NonNegativeInt = 0
-    # Used only when no launcher set a precision (plain `python pipelines/...`); the launcher's flag always wins.
-    mixed_precision: Optional[Literal["no", "fp16", "bf16"]] = None
-    grad_accum_steps: PositiveInt = 1
-    log_every: PositiveInt = 10
-    save_every: PositiveInt = 200
-    keep_states: PositiveInt = 2
-    resume: bool = True
-    wandb: bool = False
-    wandb_project: str = "pfvit"
 
 
 def _setup_logging(is_main: bool) -> None:

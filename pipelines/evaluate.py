@@ -11,12 +11,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.eval.evaluate import EvalConfig, evaluate
+from pfvit.schemas.evaluate import EvalConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    evaluate(parse_stage_args(EvalConfig, argv, __doc__))
+    cfg = parse_stage_args(EvalConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.eval.evaluate import evaluate
+
+    evaluate(cfg)
     return 0
 
 

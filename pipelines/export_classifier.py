@@ -12,18 +12,20 @@ from dataclasses import dataclass
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.export import export_classifier
 
 
 @dataclass
 class ExportConfig:
-    checkpoint: str = "runs/pfvit/best"
-    out: str = "runs/pfvit/classifier"
+    checkpoint: str = "runs/pfvit/best"  # a pfvit checkpoint (best or last of pfvit_train.py)
+    out: str = "runs/pfvit/classifier"  # the classifier checkpoint folder written
 
 
 @cli_entry
 def main(argv=None) -> int:
     cfg = parse_stage_args(ExportConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.export import export_classifier
+
     print(f"exported {export_classifier(cfg.checkpoint, cfg.out)}")
     return 0
 

@@ -14,12 +14,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.train.poster_train import PosterConfig, train
+from pfvit.schemas.poster import PosterConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    train(parse_stage_args(PosterConfig, argv, __doc__, default_config="configs/finetune_poster/poster_pp.yaml"))
+    cfg = parse_stage_args(PosterConfig, argv, __doc__, default_config="configs/finetune_poster/poster_pp.yaml")
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.train.poster_train import train
+
+    train(cfg)
     return 0
 
 

@@ -12,12 +12,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.train.finetune import FinetuneConfig, train
+from pfvit.schemas.finetune import FinetuneConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    train(parse_stage_args(FinetuneConfig, argv, __doc__, default_config="configs/finetune_vit/paper.yaml"))
+    cfg = parse_stage_args(FinetuneConfig, argv, __doc__, default_config="configs/finetune_vit/paper.yaml")
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.train.finetune import train
+
+    train(cfg)
     return 0
 
 

@@ -13,26 +13,28 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from pfvit.config import parse_stage_args
+from pfvit.config import PositiveInt, parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.eval.pokerface import generate_poker_faces
 
 
 @dataclass
 class GenerateConfig:
-    checkpoint: str = "runs/pfvit/best"
-    shards: Optional[str] = None
-    split: str = "test"
-    images: Optional[str] = None
-    out: str = "runs/pfvit/poker_faces"
-    limit: Optional[int] = 16
-    batch_size: int = 32
+    checkpoint: str = "runs/pfvit/best"  # a pfvit checkpoint (best or last of pfvit_train.py)
+    shards: Optional[str] = None  # a shard folder whose faces get poker faces (or images=)
+    split: str = "test"  # the shard split read
+    images: Optional[str] = None  # an aligned face image or a folder of them (or shards=)
+    out: str = "runs/pfvit/poker_faces"  # where the poker faces, sheet.png and skipped.json go
+    limit: Optional[PositiveInt] = 16  # at most this many shard faces; null: all
+    batch_size: PositiveInt = 32  # faces per forward pass
     device: str = "auto"  # auto: CUDA when there is one, else the CPU
 
 
 @cli_entry
 def main(argv=None) -> int:
     cfg = parse_stage_args(GenerateConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.eval.pokerface import generate_poker_faces
+
     summary = generate_poker_faces(cfg.checkpoint, cfg.out, shards=cfg.shards, split=cfg.split, images=cfg.images,
                                    limit=cfg.limit, batch_size=cfg.batch_size, device=cfg.device)
     print(f"{summary['generated']} poker faces in {cfg.out} ({len(summary['skipped'])} files skipped)")

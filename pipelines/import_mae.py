@@ -8,10 +8,10 @@ prints how many tensors were loaded, missing and unexpected. Files that need pic
 
 import argparse
 import sys
+from typing import get_args
 
 from pfvit.errors import cli_entry
-from pfvit.models.convert import import_official_mae
-from pfvit.models.mae import ARCHS
+from pfvit.schemas.choices import Arch
 
 
 @cli_entry
@@ -19,9 +19,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="official or MAE-SFER .pth file")
     p.add_argument("out", help="output folder")
-    p.add_argument("--arch", choices=sorted(ARCHS), default="vit_base")
+    p.add_argument("--arch", choices=get_args(Arch), default="vit_base")
     p.add_argument("--img-size", type=int, default=224)
     args = p.parse_args(argv)
+    # Imported after the parsing, so that --help and a bad flag answer without loading torch.
+    from pfvit.models.convert import import_official_mae
+
     report = import_official_mae(args.checkpoint, args.out, args.arch, args.img_size)
     print(f"{args.checkpoint}: {report}; wrote {args.out}/checkpoint and {args.out}/encoder")
     return 0

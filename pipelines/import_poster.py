@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from pfvit.errors import cli_entry
-from pfvit.models.poster.weights import RELEASED_LABEL_ORDERS, import_released_poster
+from pfvit.labels import RELEASED_LABEL_ORDERS
 
 
 @cli_entry
@@ -25,6 +25,9 @@ def main(argv=None) -> int:
     p.add_argument("--labels", default="rafdb",
                    help=f"the release's class order: {', '.join(RELEASED_LABEL_ORDERS)} or comma-separated names")
     args = p.parse_args(argv)
+    # Imported after the parsing, so that --help and a bad flag answer without loading torch.
+    from pfvit.models.poster.weights import import_released_poster
+
     order = RELEASED_LABEL_ORDERS.get(args.labels) or tuple(n.strip() for n in args.labels.split(","))
     report = import_released_poster(args.checkpoint, args.out, args.variant, order)
     print(f"{args.checkpoint}: loaded {report['loaded']} tensors, left {report['unused']} unused "

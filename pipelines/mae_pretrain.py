@@ -11,12 +11,15 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.train.mae_pretrain import MAEPretrainConfig, train
+from pfvit.schemas.mae import MAEPretrainConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
     cfg = parse_stage_args(MAEPretrainConfig, argv, __doc__, default_config="configs/mae_pretrain/vit_tiny.yaml")
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.train.mae_pretrain import train
+
     train(cfg)
     return 0
 

@@ -1,4 +1,4 @@
-"""Stage 1: a raw data set → aligned faces in webdataset shards with a manifest and wids indexes.
+r"""Stage 1: a raw data set → aligned faces in webdataset shards with a manifest and wids indexes.
 
     python pipelines/make_shards.py --source synthetic --num 4000 --identities 120 --out shards/synthetic
     python pipelines/make_shards.py --source folder --root CK+48 --dataset ckplus48 \

@@ -14,12 +14,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.train.pfvit_train import PFViTConfig, train
+from pfvit.schemas.pfvit import PFViTConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    train(parse_stage_args(PFViTConfig, argv, __doc__, default_config="configs/pfvit/vit_tiny.yaml"))
+    cfg = parse_stage_args(PFViTConfig, argv, __doc__, default_config="configs/pfvit/vit_tiny.yaml")
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.train.pfvit_train import train
+
+    train(cfg)
     return 0
 
 

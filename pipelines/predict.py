@@ -14,12 +14,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.predict import PredictConfig, predict
+from pfvit.schemas.predict import PredictConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    counts = predict(parse_stage_args(PredictConfig, argv, __doc__))
+    cfg = parse_stage_args(PredictConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.predict import predict
+
+    counts = predict(cfg)
     print(f"{counts['images']} images, {counts['videos']} videos ({counts['frames']} frames): {counts['faces']} "
           f"faces, {counts['no_face']} without a face, {counts['errors']} unreadable")
     return 0

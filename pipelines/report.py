@@ -11,12 +11,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.report import ReportConfig, write_report
+from pfvit.schemas.report import ReportConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    md, page = write_report(parse_stage_args(ReportConfig, argv, __doc__))
+    cfg = parse_stage_args(ReportConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.report import write_report
+
+    md, page = write_report(cfg)
     print(f"wrote {md} and {page}")
     return 0
 

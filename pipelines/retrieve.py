@@ -20,11 +20,6 @@ from pfvit.errors import UserError, cli_entry
 
 @cli_entry
 def main(argv=None) -> int:
-    from pfvit.data.align import FaceAligner
-    from pfvit.eval.retrieval import FaceMemory, folder_faces, neighbour_sheet, query_faces, shard_faces
-    from pfvit.inference import load_classifier, resolve_device
-    from pfvit.predict import expand_inputs
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=("build", "query"))
     p.add_argument("inputs", nargs="*", help="query: image files or folders")
@@ -38,6 +33,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="query: output folder (default MEMORY/query)")
     p.add_argument("--device", default="auto", help="auto (CUDA when there is one, else the CPU), cpu, cuda, cuda:N")
     args = p.parse_intermixed_args(argv)  # inputs may come after the options, as in the README
+    # Imported after the parsing, so that --help and a bad flag answer without loading torch.
+    from pfvit.data.align import FaceAligner
+    from pfvit.eval.retrieval import FaceMemory, folder_faces, neighbour_sheet, query_faces, shard_faces
+    from pfvit.inference import load_classifier, resolve_device
+    from pfvit.predict import expand_inputs
+
     args.device = resolve_device(args.device)
     classifier = load_classifier(args.checkpoint).to(args.device)
     if args.action == "build":

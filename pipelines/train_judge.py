@@ -13,12 +13,16 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.eval.probe import JudgeConfig, train_judge
+from pfvit.schemas.evaluate import JudgeConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    result = train_judge(parse_stage_args(JudgeConfig, argv, __doc__))
+    cfg = parse_stage_args(JudgeConfig, argv, __doc__)
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.eval.probe import train_judge
+
+    result = train_judge(cfg)
     print(f"judge in {result['out']}: val accuracy {result['val_accuracy']:.4f} "
           f"({result['train_samples']} training faces)")
     return 0

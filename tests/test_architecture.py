@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     {"pfvit", "errors"},
     {"labels", "config", "resources"},
+    {"schemas"},
     {"checkpoint"},
     {"runtime"},
     {"data"},

@@ -238,7 +238,7 @@ def test_huge_photos_are_detected_on_a_bounded_copy_and_mapped_back(shared_data)
     ("optim.max_steps=-1", "optim.max_steps: expected a value ≥ 1"),
 ])
 def test_config_values_out_of_range_are_refused_at_parse_time(override, fragment):
-    from pfvit.train.mae_pretrain import MAEPretrainConfig
+    from pfvit.schemas.mae import MAEPretrainConfig
 
     with pytest.raises(ConfigError) as err:
         load_config(MAEPretrainConfig, "configs/mae_pretrain/demo.yaml", [override])
@@ -297,7 +297,8 @@ def test_a_truncated_model_init_is_one_line_in_fine_tune_and_poster(small_shards
 # ---- wrong or misleading messages ---------------------------------------------------------------------------------
 
 def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
-    from pfvit.runtime import Run, RunConfig
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
 
     for step, loss in ((40, 0.8), (80, 0.7), (120, 5.0)):
         state = tmp_path / "state" / f"step_{step:07d}"
@@ -318,7 +319,8 @@ def test_a_diverged_run_names_the_state_saved_before_the_loss_rose(tmp_path):
 
 
 def test_loss_window_averages_on_the_device_logs_a_line_and_stops_on_a_non_finite_loss(tmp_path, caplog):
-    from pfvit.runtime import LossWindow, Run, RunConfig, read_metrics
+    from pfvit.runtime import LossWindow, Run, read_metrics
+    from pfvit.schemas.run import RunConfig
 
     caplog.set_level(logging.INFO, logger="pfvit")
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
@@ -339,7 +341,8 @@ def test_loss_window_averages_on_the_device_logs_a_line_and_stops_on_a_non_finit
 
 
 def test_sam_skips_its_perturbation_when_the_gradient_is_not_finite(tmp_path):
-    from pfvit.runtime import Run, RunConfig
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
 
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
     model = torch.nn.Linear(3, 1)

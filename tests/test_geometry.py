@@ -11,9 +11,9 @@ from pfvit.models.convert import encoder_state
 from pfvit.models.geometry import fit_position_tables, inherit_geometry
 from pfvit.models.mae import arch_config
 from pfvit.models.registry import build_model
-from pfvit.train.finetune import FTModelConfig
-from pfvit.train.pfvit_train import PFModelConfig
-from pfvit.train.poster_train import PosterModelConfig
+from pfvit.schemas.finetune import FTModelConfig
+from pfvit.schemas.pfvit import PFModelConfig
+from pfvit.schemas.poster import PosterModelConfig
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from pfvit.labels import NEUTRAL, class_names
 from pfvit.models import pfvit_losses as L
 from pfvit.models.mae import MaskedAutoencoderViT, arch_config
 from pfvit.models.pfvit import Discriminator, PokerFaceViT, discriminator_part, init_from_mae
-from pfvit.train.pfvit_train import PFLossConfig, discriminator_loss, generator_losses
+from pfvit.train.pfvit_train import discriminator_loss, generator_losses
+from pfvit.schemas.pfvit import PFLossConfig
 from conftest import PYTHON, assert_kill_resume_identical, run_script
 
 TINY = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, decoder_embed_dim=32, decoder_depth=2,
@@ -153,7 +154,7 @@ def test_the_documented_paper_commands_select_inception_resnet_v1_from_fr_weight
 
     from pfvit.config import load_config
     from pfvit.models.facerec import build_face_embedder
-    from pfvit.train.pfvit_train import PFViTConfig
+    from pfvit.schemas.pfvit import PFViTConfig
     from conftest import ROOT
 
     weights = tmp_path / "vggface2.pt"
@@ -258,7 +259,8 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
 
     # Export (the script is exercised by the chain smoke test, tests/test_chain.py) and evaluation with the
     # poker-face measures, in-process.
-    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
     from pfvit.export import export_classifier
 
     exported = export_classifier(out / "best", tmp_path / "classifier")
@@ -291,7 +293,8 @@ def test_killed_pfvit_run_resumes_identically(synthetic_shards, tmp_path):
 
 def test_init_needs_a_full_mae(synthetic_shards, tmp_path):
     from pfvit.config import load_config
-    from pfvit.train.pfvit_train import PFViTConfig, train
+    from pfvit.train.pfvit_train import train
+    from pfvit.schemas.pfvit import PFViTConfig
 
     cfg = load_config(PFViTConfig, PF_ARGS[2], [*PF_ARGS[3:], f"data.shards={synthetic_shards}",
                                                 f"run.out={tmp_path / 'x'}", "model.init=runs/does-not-exist"])
@@ -356,7 +359,8 @@ def study_psnr(study_run) -> dict[str, tuple[float, float]]:
     from pfvit.models.geometry import inherit_geometry
     from pfvit.models.pfvit import fit_positional_copy
     from pfvit.models.registry import load_model
-    from pfvit.train.pfvit_train import PFViTConfig, model_config, training_tokens
+    from pfvit.train.pfvit_train import model_config, training_tokens
+    from pfvit.schemas.pfvit import PFViTConfig
 
     shards, base = study_run
     cfg = load_config(PFViTConfig, "configs/pfvit/study.yaml", [f"data.shards={shards}", "model.mca_copy_steps=50",
@@ -400,7 +404,8 @@ def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_
     """Issue 20's judge: trained on calm 32 px faces of one family seed, it must read ≥ 85 % of the expressions of
     the study's test faces (another seed, identities it never saw) — the bar that makes its verdict on poker faces
     mean something."""
-    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
 
     shards = {}
     # The study's judge recipe (Makefile pfvit-study: 8000 faces of 800 other identities, JudgeConfig's 3000

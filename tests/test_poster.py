@@ -162,7 +162,7 @@ def test_released_layout_loads_to_identical_logits(variant, tmp_path):
     with torch.no_grad():
         assert torch.equal(load_classifier(tmp_path / "imp")(x), model(x))
     if variant == "poster++":  # the release's RAF-DB class order is permuted into the canonical one
-        from pfvit.models.poster.weights import RELEASED_LABEL_ORDERS
+        from pfvit.labels import RELEASED_LABEL_ORDERS
 
         import_released_poster(path, tmp_path / "raf", variant, RELEASED_LABEL_ORDERS["rafdb"])
         with torch.no_grad():
@@ -217,7 +217,8 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
     meta = json.loads((out / "best" / "meta.json").read_text())
     assert meta["model"] == "poster_v2" and meta["extra"]["separator_tensors"] == 4
     assert meta["extra"]["encoder_tensors"] == len(pf.encoder.state_dict())
-    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
 
     metrics = evaluate(EvalConfig(checkpoint=str(out / "best"), shards=str(synthetic_shards), split="test",
                                   out=str(tmp_path / "eval"), num_workers=0))
@@ -231,7 +232,8 @@ def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, 
 
 def test_sam_step_applies_the_gradient_taken_at_the_perturbed_weights(tmp_path):
     """SAM (Foret et al.): w ← w − lr·∇L(w + ρ·g/‖g‖), g = ∇L(w); ρ = 0 is a plain step."""
-    from pfvit.runtime import Run, RunConfig
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
 
     torch.manual_seed(0)
     x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))

@@ -30,7 +30,8 @@ def checkpoints(tmp_path_factory):
 
 
 def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints, tmp_path):
-    from pfvit.predict import PredictConfig, predict
+    from pfvit.predict import predict
+    from pfvit.schemas.predict import PredictConfig
 
     root = shared_data / "face-photos"
     broken = tmp_path / "broken.jpg"
@@ -73,7 +74,8 @@ def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints
 def test_video_from_photos_gives_per_frame_rows_in_order(shared_data, checkpoints, tmp_path):
     import cv2
 
-    from pfvit.predict import PredictConfig, predict
+    from pfvit.predict import predict
+    from pfvit.schemas.predict import PredictConfig
 
     root = shared_data / "face-photos"
     frames = [Image.open(root / p).convert("RGB").resize((320, 320)) for p in
@@ -123,7 +125,8 @@ def test_cam_maps_have_the_input_size_and_are_not_constant(kind):
 
 
 def test_evaluate_writes_a_cam_sheet(synthetic_shards, tmp_path):
-    from pfvit.eval.evaluate import EvalConfig, evaluate
+    from pfvit.eval.evaluate import evaluate
+    from pfvit.schemas.evaluate import EvalConfig
 
     vit8 = classifier_checkpoint(tmp_path / "vit8", 8, 64)  # the synthetic shards' 8-class protocol
     evaluate(EvalConfig(checkpoint=str(vit8), shards=str(synthetic_shards), split="test",

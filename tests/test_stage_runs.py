@@ -71,7 +71,8 @@ def test_killed_finetune_resumes_identically_from_a_state_saved_mid_epoch(synthe
 
 
 def test_wandb_tracker_runs_offline_beside_the_jsonl_log(tmp_path, monkeypatch):
-    from pfvit.runtime import Run, RunConfig
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -11,12 +11,13 @@ the faces fill the crop as FER crops do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image
 
 from ..resources import package_file
+from ..schemas.choices import Detector
 
 # (x, y) at 112x112: left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -89,7 +90,7 @@ class AlignedFace:
 
 
 YUNET_FILE = "models/face_detection_yunet_2023mar_int8bq.onnx"
-DETECTORS = ("mtcnn", "yunet")
+DETECTORS = get_args(Detector)
 # Detectors run on a copy whose long side is at most this (boxes and landmarks are mapped back; the crop is warped
 # from the full image). YuNet's anchors stop at a few hundred pixels; MTCNN's image pyramid at full size took 6 GB and
 # 94 s on a 10000x10000 photo, while faces of 20 px at 2048 are 100 px there.

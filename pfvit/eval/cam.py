@@ -9,7 +9,7 @@ last conv block. Maps come back at the classifier's input size in [0, 1].
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, get_args
 
 import numpy as np
 import torch
@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw
 
 from ..errors import UserError
 from ..inference import Classifier
+from ..schemas.choices import CamMethod
 
-METHODS = ("gradcam", "gradcam++")
+METHODS = get_args(CamMethod)
 
 
 def class_activation_maps(classifier: Classifier, images, classes: Sequence[int] | None = None,

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
-from typing import Optional
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import NonNegativeInt, PositiveInt
 from ..data.shards import EvalDataset, check_shard_files, read_manifest, split_index
 from ..errors import UserError
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -27,30 +24,8 @@ from ..checkpoint import read_meta
 from ..models.registry import load_model
 from ..labels import outside_protocol
 from ..runtime import Run, RunConfig
-from .metrics import classification_metrics, plot_confusion
-
-
-@dataclass
-class EvalConfig:
-    checkpoint: str = ""
-    shards: str = "shards/synthetic"
-    split: str = "test"
-    out: str = "runs/eval"
-    batch_size: PositiveInt = 64
-    num_workers: NonNegativeInt = 2
-    tta_flip: bool = False
-    verify: bool = False  # re-hash the split's shards against the manifest first (sizes are always checked)
-    # Poker-face measures (pfvit checkpoints only): PSNR/SSIM against the true neutral twin, identity, and the
-    # neutral share by an independent classifier (judge=CHECKPOINT, e.g. the ViT baseline).
-    pokerface: bool = False
-    judge: Optional[str] = None
-    # Poker-face measures (and a MAE checkpoint's reconstruction measures, default 512) on at most this many faces.
-    pokerface_limit: Optional[PositiveInt] = None
-    fr_model: str = "sface"  # identity of poker face vs input: FR cosine (none: SSIM as a pixel-space proxy)
-    fr_weights: Optional[str] = None
-    # CAM sheet (cam.png): this many faces of each true class, overlaid with the CAM of the predicted class.
-    cam: NonNegativeInt = 0
-    cam_method: str = "gradcam++"
+from ..schemas.evaluate import EvalConfig
+from .metrics import classification_metrics, plot_confusion, rounded
 
 
 def check_protocol(labels: list[int], num_classes: int, where: str) -> None:
@@ -112,6 +87,8 @@ def split_metrics(run: Run, module: torch.nn.Module, names: list[str], data, spl
 def evaluate(cfg: EvalConfig) -> dict:
     if not cfg.checkpoint:
         raise UserError("checkpoint=PATH is required (a fine-tuned or exported classifier folder)")
+    if cfg.out is None:  # before Run saves the config, so that config.yaml holds where this run went
+        cfg.out = str(default_out(cfg.checkpoint, cfg.split))
     run = Run(RunConfig(out=cfg.out), cfg, "evaluate")
     if cfg.checkpoint != JUDGE_NAME and read_meta(cfg.checkpoint)["model"] == "mae":
         return _mae_reconstructions(cfg, run)
@@ -132,7 +109,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         _cam_sheet(cfg, classifier, labels)
     if run.is_main:
         out = Path(cfg.out)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "metrics.json").write_text(json.dumps(rounded(metrics), indent=2))
         plot_confusion(metrics, out / "confusion.png", title=f"{Path(cfg.checkpoint).name} on {cfg.split}: "
                        f"acc {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
         with open(out / "predictions.csv", "w", newline="") as fh:
@@ -147,6 +124,16 @@ def evaluate(cfg: EvalConfig) -> dict:
                      "them out")
     run.finish()
     return metrics
+
+
+def default_out(checkpoint: str, split: str) -> Path:
+    """Where an evaluation goes when ``out`` is not given: ``eval_<split>`` in the checkpoint's run folder (as the
+    Makefile's chains write), so that evaluating two checkpoints or two splits never overwrites the first."""
+    if checkpoint == JUDGE_NAME:
+        return Path("runs/eval") / f"{JUDGE_NAME}_{split}"
+    path = Path(checkpoint)
+    return path.parent / f"eval_{split}" if path.name in ("best", "last", "checkpoint", "classifier") \
+        else path.parent / f"eval_{path.name}_{split}"
 
 
 def _selection(checkpoint: str) -> dict:
@@ -168,7 +155,7 @@ def _mae_reconstructions(cfg: EvalConfig, run: Run) -> dict:
                                              limit=cfg.pokerface_limit or 512, batch_size=cfg.batch_size,
                                              sheet=out / "reconstructions.png", device=run.device)
         metrics.update(shards=str(cfg.shards), checkpoint=str(cfg.checkpoint))
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "metrics.json").write_text(json.dumps(rounded(metrics), indent=2))
         run.info(f"{cfg.split}: masked-patch PSNR {metrics['psnr_masked_reconstruction']:.2f} dB, mean face "
                  f"{metrics['psnr_masked_mean_face']:.2f} dB on {metrics['samples']} samples")
     run.finish()

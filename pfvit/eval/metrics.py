@@ -36,6 +36,18 @@ def classification_metrics(target: torch.Tensor, pred: torch.Tensor, class_names
     }
 
 
+def rounded(value, digits: int = 6):
+    """``value`` with every float rounded to ``digits`` decimals (lists and dicts inside too): what metrics.json
+    stores, without float32 noise such as 0.8999999761581421."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def plot_confusion(metrics: dict, path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix with counts, as a PNG."""
     import matplotlib

@@ -11,9 +11,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,10 +20,10 @@ import torch.nn as nn
 from PIL import Image
 
 from ..checkpoint import save_checkpoint
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from ..errors import UserError
 from ..labels import class_names
 from ..models.cnn import ExpressionCNN
+from ..schemas.evaluate import JudgeConfig
 
 
 def to_tensor_batch(images: Sequence[Image.Image], size: int | None = None) -> torch.Tensor:
@@ -95,21 +94,6 @@ def cnn_probe_accuracy(x_train: torch.Tensor, y_train: torch.Tensor, x_test: tor
     net = train_probe(ExpressionCNN(num_classes), x_train, y_train, steps, max_lr=6e-3, batch_size=batch_size,
                       seed=seed)
     return accuracy(net, x_test, y_test)
-
-
-@dataclass
-class JudgeConfig:
-    shards: str = "shards/judge"
-    out: str = "runs/judge"
-    num_classes: Literal[7, 8] = 8
-    img_size: PositiveInt = 32
-    steps: PositiveInt = 3000
-    batch_size: PositiveInt = 64
-    lr: PositiveFloat = 6e-3
-    seed: NonNegativeInt = 0
-    # Training faces blurred by a Gaussian of σ up to this many pixels: the judge must read the expression of a
-    # generated face, which is softer than a rendered one, and not call every soft face by one class.
-    blur: NonNegativeFloat = 0.0
 
 
 def _split_tensors(shards: str, split: str, size: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, get_args
 
 import numpy as np
 
@@ -29,9 +29,10 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError
 from ..resources import package_file
+from ..schemas.choices import FRModel
 from .convert import read_torch_state
 
-FR_MODELS = ("auto", "sface", "inception_resnet_v1", "none")
+FR_MODELS = get_args(FRModel)
 SFACE_FILE = "models/face_recognition_sface_2021dec_int8bq.onnx"
 
 

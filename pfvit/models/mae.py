@@ -10,7 +10,7 @@ longer accepts, is not passed.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 import torch
@@ -19,11 +19,11 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 
 from ..errors import ConfigError
+from ..schemas.choices import Arch
 from .registry import register, register_variant
 
-# Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1). ``Arch``
-# is their names as a type, so that a config's ``model.arch`` is checked when it is parsed.
-Arch = Literal["vit_tiny", "vit_small", "vit_base"]
+# Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1), under the
+# names of ``Arch`` (the type a config's ``model.arch`` is checked against when it is parsed).
 ARCHS = {
     "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3, decoder_embed_dim=128, decoder_depth=8, decoder_num_heads=4),
     "vit_small": dict(embed_dim=384, depth=12, num_heads=6, decoder_embed_dim=256, decoder_depth=8, decoder_num_heads=8),

@@ -5,7 +5,7 @@ supervised :class:`ClassifierTask` that :func:`~.loop.fit` runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from timm.data import Mixup, create_transform
 
 from ..checkpoint import save_checkpoint
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, to_dict
+from ..config import to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, shard_class_skew, split_index
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
 from ..errors import ConfigError, UserError
@@ -22,52 +22,9 @@ from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
 from ..models.geometry import inherit_geometry
 from ..runtime import Progress, Run, read_metrics
+from ..schemas.classifier import AugConfig, ClassifierDataConfig
 from .loop import LRSchedule, Task
 from .schedule import StepPlan
-
-SelectMetric = Literal["accuracy", "mean_class_accuracy", "macro_f1"]
-
-
-@dataclass
-class ClassifierDataConfig:
-    shards: str = "shards/synthetic"
-    train_split: str = "train"
-    val_split: str = "val"
-    # heldout: select on val_split (the default, and the only protocol whose test numbers are unbiased); paper: the
-    # authors' released code — select the best epoch on test_split and report it (labelled in every output).
-    protocol: Literal["heldout", "paper"] = "heldout"
-    test_split: str = "test"
-    # Re-hash the shards against their manifest before training (sizes are always checked); and how many training
-    # samples that cannot be read may be skipped (each counted, with a warning) before the run stops.
-    verify: bool = False
-    max_bad_samples: NonNegativeInt = 10
-    # A protocol class with no training sample (CK+ has no neutral): an error, or allowed — the head keeps the
-    # class, never learns it, and evaluation leaves classes without test samples out of its means.
-    missing_classes: Literal["error", "allow"] = "error"
-    batch_size: PositiveInt = 32
-    num_workers: NonNegativeInt = 2
-    balanced_sampling: bool = False
-    class_weighted_loss: bool = False
-    # json key holding per-class vote counts (FER+): train on the vote distribution instead of the label.
-    soft_labels: Optional[str] = None
-
-
-@dataclass
-class AugConfig:
-    """Training augmentation of the classifier stages (timm ``create_transform``)."""
-    scale: tuple[float, float] = (0.8, 1.0)
-    hflip: Probability = 0.5
-    color_jitter: Optional[NonNegativeFloat] = None
-    randaugment: Optional[str] = None  # timm string, e.g. rand-m9-mstd0.5-inc1
-    reprob: Probability = 0.0
-
-
-@dataclass
-class MixAugConfig(AugConfig):
-    """Batch mixing (timm ``Mixup``) on top of the per-image augmentation."""
-    mixup: NonNegativeFloat = 0.0
-    cutmix: NonNegativeFloat = 0.0
-
 
 def train_transform(img_size: int, aug: AugConfig):
     if aug.randaugment:

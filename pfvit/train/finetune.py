@@ -14,77 +14,26 @@ Model selection uses the validation split only (:mod:`.classifier`); ``OUT/best`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ..checkpoint import load_state
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from ..labels import class_names
 from ..models.convert import encoder_state, read_pretrained
 from ..models.geometry import fit_position_tables, resolved_geometry
-from ..models.mae import Arch, arch_config
+from ..models.mae import arch_config
 from ..models.registry import build_model
 from ..models.vit import encoder_config
-from ..runtime import Run, RunConfig
-from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
-                         sampling_plan, soft_target_loss, start_run, train_transform)
+from ..runtime import Run
+from ..schemas.finetune import FinetuneConfig, FTModelConfig, FTOptimConfig
+from .classifier import ClassifierTask, classifier_steps, sampling_plan, soft_target_loss, start_run, train_transform
 from .loop import EpochSchedule, WarmupCosine, fit
 from .schedule import effective_lr, layer_decay_groups
 
 # Keys a fresh classifier may lack when initialised from an encoder: the head, and fc_norm for mean pooling.
 HEAD_KEYS = ("head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias")
-
-
-@dataclass
-class FTModelConfig:
-    # Geometry: null inherits model.init's (a pfvit checkpoint), else vit_tiny, 224, 16, 7 (models/geometry.py).
-    arch: Optional[Arch] = None
-    img_size: Optional[PositiveInt] = None
-    patch_size: Optional[PositiveInt] = None
-    num_classes: Optional[Literal[7, 8]] = None
-    global_pool: Literal["token", "avg"] = "token"
-    drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
-    # A pfvit MAE / encoder checkpoint folder or an official / MAE-SFER .pth; null trains from scratch (warned).
-    init: Optional[str] = None
-    # Std of the head's init over a loaded encoder: MAE's 2e-5 suits long runs; in a few hundred steps over a brief
-    # MAE it keeps the trunk's gradients near zero and the run at chance (short.yaml uses timm's 0.02).
-    head_init_std: PositiveFloat = 2e-5
-
-
-@dataclass
-class FTAugConfig(MixAugConfig):
-    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
-
-
-@dataclass
-class FTOptimConfig:
-    recipe: Literal["paper", "mae"] = "paper"
-    lr: Optional[PositiveFloat] = None  # paper: 1e-4; mae: blr × effective batch / 256 when unset
-    blr: PositiveFloat = 5e-4
-    layer_decay: Annotated[float, Range(0, 1, lo_open=True)] = 0.75
-    weight_decay: NonNegativeFloat = 0.05
-    epochs: PositiveInt = 100
-    warmup_epochs: NonNegativeFloat = 5.0
-    min_lr: NonNegativeFloat = 1e-6
-    plateau_patience: NonNegativeInt = 30
-    plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1
-    clip_grad: Optional[PositiveFloat] = None
-    max_steps: Optional[PositiveInt] = None
-
-
-@dataclass
-class FinetuneConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/vit"))
-    model: FTModelConfig = field(default_factory=FTModelConfig)
-    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
-    aug: FTAugConfig = field(default_factory=FTAugConfig)
-    optim: FTOptimConfig = field(default_factory=FTOptimConfig)
-    select_metric: SelectMetric = "accuracy"
 
 
 def classifier_config(cfg: FTModelConfig) -> dict:

@@ -9,75 +9,21 @@ is not finite. Outputs: ``OUT/checkpoint`` (full MAE), ``OUT/encoder`` (timm lay
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional
-
 import torch
 
 from ..checkpoint import save_checkpoint
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
+from ..config import to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
 from ..eval.plots import image_grid, loss_curves
 from ..models.convert import save_encoder
 from ..models.geometry import check_patch_grid
-from ..models.mae import Arch, MaskedAutoencoderViT, arch_config
+from ..models.mae import MaskedAutoencoderViT, arch_config
 from ..models.registry import build_model
-from ..runtime import Run, RunConfig, read_metrics
+from ..runtime import Run, read_metrics
+from ..schemas.mae import MAEModelConfig, MAEPretrainConfig
 from .loop import Task, WarmupCosine, fit
 from .schedule import StepPlan, effective_lr, weight_decay_groups
-
-
-@dataclass
-class MAEModelConfig:
-    arch: Arch = "vit_tiny"
-    img_size: PositiveInt = 224
-    patch_size: PositiveInt = 16
-    mask_ratio: Annotated[float, Range(0, 1, hi_open=True)] = 0.75
-    norm_pix_loss: bool = True
-    # Weight of the visible patches in the loss: 0 is MAE's (masked patches only); PF-ViT's generator reproduces
-    # every patch, and a decoder never trained on visible ones starts it far from that (docs/decisions.md).
-    visible_loss_weight: NonNegativeFloat = 0.0
-
-
-@dataclass
-class MAEDataConfig:
-    shards: str = "shards/synthetic"
-    split: str = "train"
-    batch_size: PositiveInt = 64
-    num_workers: NonNegativeInt = 2
-    # indexed: wids random access, exactly resumable, ranks on disjoint samples; stream: resampled webdataset
-    # shards read sequentially (for data on slow or remote storage), resumed runs re-seeded.
-    reader: Literal["indexed", "stream"] = "indexed"
-    shuffle_buffer: PositiveInt = 1000
-    crop_scale: tuple[float, float] = (0.2, 1.0)
-    # Re-hash the shards against their manifest first (sizes are always checked); how many unreadable samples the
-    # indexed reader may skip (each counted, with a warning) before the run stops.
-    verify: bool = False
-    max_bad_samples: NonNegativeInt = 10
-
-
-@dataclass
-class MAEOptimConfig:
-    blr: PositiveFloat = 1.5e-4
-    lr: Optional[PositiveFloat] = None  # absolute lr; overrides blr scaling when set
-    weight_decay: NonNegativeFloat = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    epochs: PositiveFloat = 300.0
-    warmup_epochs: NonNegativeFloat = 40.0
-    min_lr: NonNegativeFloat = 0.0
-    clip_grad: Optional[PositiveFloat] = None
-    max_steps: Optional[PositiveInt] = None  # stop after this many optimizer steps (demo, tests)
-
-
-@dataclass
-class MAEPretrainConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/mae"))
-    model: MAEModelConfig = field(default_factory=MAEModelConfig)
-    data: MAEDataConfig = field(default_factory=MAEDataConfig)
-    optim: MAEOptimConfig = field(default_factory=MAEOptimConfig)
-    vis_every: PositiveInt = 500
-    compile: bool = False
 
 
 def model_config(cfg: MAEModelConfig) -> dict:

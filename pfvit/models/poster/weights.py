@@ -76,13 +76,6 @@ def released_poster_v2_state(state: dict[str, torch.Tensor], var_fusion: bool) -
     return out, unused
 
 
-# POSTER++'s RAF-DB release: ImageFolder over folders 1..7 of the basic list (surprise, fear, disgust, happy, sad,
-# anger, neutral); AffectNet releases use AffectNet's own order, which is the canonical one.
-RELEASED_LABEL_ORDERS = {
-    "rafdb": ("surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"),
-    "affectnet7": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"),
-    "affectnet8": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"),
-}
 
 
 def import_released_poster(path: str | Path, out: str | Path, variant: str, label_order: tuple[str, ...]) -> dict:

@@ -1,0 +1,135 @@
+"""The command line: every script's --help answers without importing torch and shows the values that would run,
+with each key's choices, bounds and description from its schema; --print-config prints that config."""
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pfvit.config import field_docs, load_config, parse_stage_args, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.name for p in (ROOT / "pipelines").glob("*.py"))
+# The key=value scripts: (script, schema, the config --help resolves without --config).
+STAGES = {
+    "mae_pretrain.py": ("pfvit.schemas.mae:MAEPretrainConfig", "configs/mae_pretrain/vit_tiny.yaml"),
+    "finetune_vit.py": ("pfvit.schemas.finetune:FinetuneConfig", "configs/finetune_vit/paper.yaml"),
+    "pfvit_train.py": ("pfvit.schemas.pfvit:PFViTConfig", "configs/pfvit/vit_tiny.yaml"),
+    "finetune_poster.py": ("pfvit.schemas.poster:PosterConfig", "configs/finetune_poster/poster_pp.yaml"),
+    "evaluate.py": ("pfvit.schemas.evaluate:EvalConfig", None),
+    "train_judge.py": ("pfvit.schemas.evaluate:JudgeConfig", None),
+    "predict.py": ("pfvit.schemas.predict:PredictConfig", None),
+    "report.py": ("pfvit.schemas.report:ReportConfig", None),
+}
+
+
+def _schema(spec: str):
+    module, name = spec.split(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def _leaves(schema, prefix=""):
+    hints = typing.get_type_hints(schema, include_extras=True)
+    for f in dataclasses.fields(schema):
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _leaves(hints[f.name], prefix + f.name + ".")
+        else:
+            yield schema, f.name, prefix + f.name
+
+
+def _help(script: str, *args: str) -> tuple[str, list[str]]:
+    """(--help's output, the top-level packages the run imported), run from another folder than the project."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "pipelines" / script), *args, "--help"],
+                          capture_output=True, text=True, cwd="/", timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    return proc.stdout, imported
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_answers_without_importing_torch(script):
+    out, imported = _help(script)
+    assert "usage:" in out
+    heavy = sorted({m for m in imported if m.split(".")[0] in ("torch", "timm", "torchvision", "accelerate")})
+    assert not heavy, f"{script} --help imported {heavy[:5]}"
+
+
+@pytest.mark.parametrize("script", sorted(STAGES))
+def test_help_shows_the_values_that_run_with_choices_bounds_and_descriptions(script):
+    spec, config = STAGES[script]
+    schema = _schema(spec)
+    cfg = load_config(schema, None if config is None else ROOT / config)
+    out, _ = _help(script)
+    for cls, name, key in _leaves(schema):
+        value = to_dict(cfg)
+        for part in key.split("."):
+            value = value[part]
+        match = re.search(rf"^  {re.escape(key)} \((.*)\) = (.*)\n      (\S.*)$", out, re.M)
+        assert match, f"{script} --help has no line with a description for {key}"
+        assert json.loads(match.group(2)) == value, (key, match.group(2), value)
+    if "model.arch" in out:
+        assert re.search(r"model\.arch \('vit_tiny' \| 'vit_small' \| 'vit_base'( \| null)?\)", out)
+    if "data.batch_size" in out:
+        assert re.search(r"data\.batch_size \(int ≥ 1\)", out)
+
+
+def test_every_schema_key_has_a_description():
+    for spec, _ in STAGES.values():
+        for cls, name, key in _leaves(_schema(spec)):
+            assert field_docs(cls).get(name), f"{spec}: {key} has no comment to describe it"
+
+
+def test_help_shows_the_config_file_and_overrides_given():
+    out, _ = _help("finetune_vit.py", "--config", "configs/finetune_vit/demo.yaml", "optim.epochs=3")
+    demo = load_config(_schema(STAGES["finetune_vit.py"][0]), ROOT / "configs/finetune_vit/demo.yaml",
+                       ["optim.epochs=3"])
+    assert f'  run.out (str) = "{demo.run.out}"' in out and "  optim.epochs (int ≥ 1) = 3" in out
+
+
+def test_print_config_prints_the_resolved_yaml(capsys):
+    schema = _schema(STAGES["finetune_vit.py"][0])
+    with pytest.raises(SystemExit) as stop:
+        parse_stage_args(schema, ["--print-config", "--config", str(ROOT / "configs/finetune_vit/paper.yaml"),
+                                  "optim.lr=0.001"], "")
+    assert stop.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = load_config(schema, ROOT / "configs/finetune_vit/paper.yaml", ["optim.lr=0.001"])
+    assert printed == to_dict(expected) and printed["optim"]["lr"] == 0.001
+
+
+def test_a_scalar_is_accepted_where_a_list_is_expected():
+    schema = _schema(STAGES["predict.py"][0])
+    assert load_config(schema, overrides=["inputs=photo.jpg"]).inputs == ["photo.jpg"]
+    assert load_config(schema, overrides=["inputs=[a.jpg,b/]"]).inputs == ["a.jpg", "b/"]
+
+
+def test_the_python_api_is_exported_and_import_pfvit_stays_light():
+    code = ("import sys, pfvit; assert 'torch' not in sys.modules, 'import pfvit loaded torch'; "
+            "from pfvit import load_classifier, FaceAligner, Predictor; "
+            "print(load_classifier.__module__, FaceAligner.__module__, Predictor.__module__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["pfvit.inference", "pfvit.data.align", "pfvit.predict"]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        import pfvit
+
+        pfvit.nothing
+
+
+def test_evaluation_goes_beside_its_checkpoint_and_metrics_are_rounded():
+    from pfvit.eval.evaluate import default_out
+    from pfvit.eval.metrics import rounded
+
+    assert default_out("runs/vit/best", "test") == Path("runs/vit/eval_test")
+    assert default_out("runs/pfvit/classifier", "val") == Path("runs/pfvit/eval_val")
+    assert default_out("runs/imported/poster_pp_rafdb", "test") == Path("runs/imported/eval_poster_pp_rafdb_test")
+    assert default_out("fer-mini-xception", "test") == Path("runs/eval/fer-mini-xception_test")
+    assert rounded({"accuracy": 0.8999999761581421, "per_class": {"a": {"f1": 1 / 3, "support": 3}},
+                    "cm": [[0.1 + 0.2]]}) == {"accuracy": 0.9, "per_class": {"a": {"f1": 0.333333, "support": 3}},
+                                               "cm": [[0.3]]}
