@@ -7,6 +7,7 @@ launcher set one. Only the main process writes files.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -28,10 +29,43 @@ from .schemas.run import RunConfig
 log = logging.getLogger("pfvit")
 
 
+TRACKER_PACKAGES = {"wandb": "wandb", "tensorboard": "tensorboard"}
+
+
 def _setup_logging(is_main: bool) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO if is_main else logging.WARNING, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # accelerate's INFO lines (one per saved or loaded state, per file) would outnumber the step lines.
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+
+
+def trackers(cfg: RunConfig) -> list[str]:
+    """The trackers of ``run.log_with`` (and the deprecated ``run.wandb``) whose package is installed; each one
+    asked for but missing is one warning line, and the run logs to metrics.jsonl without it."""
+    wanted = list(cfg.log_with)
+    if cfg.wandb:
+        print("warning: run.wandb=true is deprecated; write run.log_with=[wandb]", file=sys.stderr)
+        wanted.append("wandb")
+    found = []
+    for name in dict.fromkeys(wanted):
+        if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            print(f"warning: run.log_with has {name}, but the {TRACKER_PACKAGES[name]} package is not installed "
+                  f"(pip install 'pfvit[{name}]'); logging to metrics.jsonl without it", file=sys.stderr)
+        else:
+            found.append(name)
+    return found
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """A nested config as dotted keys of scalars (lists as text): what TensorBoard's hyper-parameters accept."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
 
 
 def cpu_multiprocess_fix() -> bool:
@@ -52,7 +86,7 @@ def cpu_multiprocess_fix() -> bool:
 # The learning rates and clipping may change too, so that a diverged run resumes from an earlier state with a lower
 # rate (the non-finite-loss error says how).
 RESUMABLE_KEYS = frozenset({"run.out", "run.log_every", "run.save_every", "run.keep_states", "run.resume",
-                            "run.wandb", "run.wandb_project", "run.mixed_precision", "optim.epochs",
+                            "run.log_with", "run.wandb", "run.wandb_project", "run.mixed_precision", "optim.epochs",
                             "optim.max_steps", "data.num_workers", "vis_every", "optim.lr", "optim.blr",
                             "optim.g_lr", "optim.d_lr", "optim.clip_grad"})
 
@@ -91,20 +125,13 @@ class Run:
         kwargs: dict[str, Any] = {}
         if launcher_precision is None and cfg.mixed_precision is not None:
             kwargs["mixed_precision"] = cfg.mixed_precision
-        log_with = None
-        if cfg.wandb:
-            try:
-                import wandb  # noqa: F401
-                log_with = "wandb"
-            except ImportError:
-                print("warning: run.wandb=true but wandb is not installed; logging to metrics.jsonl only",
-                      file=sys.stderr)
+        log_with = trackers(cfg)
         self.cfg = cfg
         self.stage = stage
         self.out = Path(cfg.out)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.grad_accum_steps,
-            log_with=log_with,
+            log_with=log_with or None,
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "logs")),
             **kwargs,
         )
@@ -118,7 +145,7 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(full_config, self.out / "config.yaml")
         if log_with:
-            self.accelerator.init_trackers(cfg.wandb_project, config=self.config_dict,
+            self.accelerator.init_trackers(cfg.wandb_project, config=flat_config(self.config_dict),
                                            init_kwargs={"wandb": {"name": f"{stage}:{self.out.name}",
                                                                   "dir": str(self.out)}})
         self._metrics_path = self.out / "metrics.jsonl"
@@ -280,13 +307,15 @@ class LossWindow:
     means over the window's micro-batches and over every process in one reduction and one host sync, with the
     images/s of all processes."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, start_step: int = 0):
         self.run = run
+        self.last_step = start_step  # the step the window opened at (a resumed run's first)
         self._reset()
 
     def _reset(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.micro_batches, self.images, self.start = 0, 0, time.time()
+        self.elapsed = 0.0  # the window's seconds, set when it is read
 
     def add(self, losses: dict[str, torch.Tensor], images: int) -> None:
         for name, value in losses.items():
@@ -302,17 +331,24 @@ class LossWindow:
         names = list(self.sums)
         means = acc.reduce(torch.stack([self.sums[n] for n in names]) / max(self.micro_batches, 1), "mean")
         values = dict(zip(names, means.tolist()))
-        values["images_per_s"] = self.images * acc.num_processes / max(time.time() - self.start, 1e-9)
+        elapsed = max(time.time() - self.start, 1e-9)
+        values["images_per_s"] = self.images * acc.num_processes / elapsed
         self._reset()
+        self.elapsed = elapsed
         return values
 
     def log(self, step: int, total_steps: int, **extra: float) -> dict[str, float]:
         """Read the window, append it with ``extra`` (e.g. the lr) to ``metrics.jsonl`` and the trackers, and
-        print one step line, on a terminal and without one (SLURM, nohup) alike. Returns what was logged."""
+        print one step line with the ETA at the window's pace, on a terminal and without one (SLURM, nohup) alike.
+        Returns what was logged."""
+        steps = step - self.last_step
         values = {**self.read(), **extra}
+        self.last_step = step
         self.run.log(values, step)
         shown = " ".join(f"{name} {value:.4g}" for name, value in values.items() if name != "images_per_s")
-        self.run.info(f"step {step}/{total_steps} {shown} ({values['images_per_s']:.0f} img/s)")
+        eta = (total_steps - step) * self.elapsed / max(steps, 1)
+        self.run.info(f"step {step}/{total_steps} {shown} ({values['images_per_s']:.0f} img/s, ETA "
+                      f"{int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d})")
         return values
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 
 import numpy as np
@@ -324,7 +325,7 @@ def test_loss_window_averages_on_the_device_logs_a_line_and_stops_on_a_non_finit
 
     caplog.set_level(logging.INFO, logger="pfvit")
     run = Run(RunConfig(out=str(tmp_path)), RunConfig(out=str(tmp_path)), "test")
-    window = LossWindow(run)
+    window = LossWindow(run, start_step=0)
     for step, (a, b) in enumerate(((1.0, 4.0), (2.0, 6.0), (3.0, 8.0))):
         run.check_finite(torch.tensor(a), step, [], "hint")
         window.add({"total": torch.tensor(a), "dis": torch.tensor(b)}, images=16)
@@ -334,6 +335,9 @@ def test_loss_window_averages_on_the_device_logs_a_line_and_stops_on_a_non_finit
     record = read_metrics(tmp_path / "metrics.jsonl")[-1]
     assert record["step"] == 3 and record["total"] == pytest.approx(2.0) and record["dis"] == pytest.approx(6.0)
     assert "step 3/100 total 2 dis 6 lr 0.5 (" in caplog.text  # a line without a terminal, too
+    # The ETA at the window's pace: 97 steps left at its seconds per step.
+    eta = re.search(r"img/s, ETA (\d+):(\d\d):(\d\d)\)", caplog.text)
+    assert eta and int(eta[1]) * 3600 + int(eta[2]) * 60 + int(eta[3]) == int(97 * window.elapsed / 3)
     run.check_finite(torch.tensor(float("nan")), 3, ["bad"], "lower optim.lr")
     window.add({"total": torch.tensor(float("nan"))}, images=16)
     with pytest.raises(UserError, match=r"not finite at step 3 \(batch keys \['bad'\]\).*lower optim.lr"):

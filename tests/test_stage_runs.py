@@ -70,16 +70,67 @@ def test_killed_finetune_resumes_identically_from_a_state_saved_mid_epoch(synthe
     assert_kill_resume_identical(args, tmp_path, state_step=4, last_step=8)
 
 
-def test_wandb_tracker_runs_offline_beside_the_jsonl_log(tmp_path, monkeypatch):
+def test_wandb_and_tensorboard_trackers_log_beside_the_jsonl_log(tmp_path, monkeypatch, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from pfvit.runtime import Run
     from pfvit.schemas.run import RunConfig
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = RunConfig(out=str(tmp_path / "run"), wandb=True)
+    cfg = RunConfig(out=str(tmp_path / "run"), log_with=["wandb", "tensorboard"])
     run = Run(cfg, cfg, "test")
-    assert run.accelerator.trackers and run.accelerator.trackers[0].name == "wandb"
+    assert [t.name for t in run.accelerator.trackers] == ["wandb", "tensorboard"]
     run.log({"loss": 1.5}, step=1)
+    run.log({"loss": 0.5}, step=2)
     run.finish()
     assert read_metrics(tmp_path / "run" / "metrics.jsonl")[0]["loss"] == 1.5
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    folder = tmp_path / "run" / "logs" / cfg.wandb_project  # the scalars; the config goes in a sub-folder
+    assert list(folder.glob("events.out.tfevents.*")), "no TensorBoard event file under run.out/logs"
+    scalars = EventAccumulator(str(folder)).Reload().Scalars("loss")
+    assert [(s.step, s.value) for s in scalars] == [(1, 1.5), (2, 0.5)]
+    # The deprecated spelling still works, and says so in one line.
+    old = RunConfig(out=str(tmp_path / "old"), wandb=True)
+    run = Run(old, old, "test")
+    assert [t.name for t in run.accelerator.trackers] == ["wandb"]
+    run.finish()
+    assert "run.wandb=true is deprecated; write run.log_with=[wandb]" in capsys.readouterr().err
+
+
+def test_a_tracker_whose_package_is_missing_is_one_warning(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    cfg = RunConfig(out=str(tmp_path / "run"), log_with=["tensorboard"])
+    run = Run(cfg, cfg, "test")
+    assert not run.accelerator.trackers
+    run.finish()
+    assert ("run.log_with has tensorboard, but the tensorboard package is not installed (pip install "
+            "'pfvit[tensorboard]')") in capsys.readouterr().err
+
+
+def test_accelerates_info_lines_stay_out_of_the_log(tmp_path, caplog):
+    """accelerate logs several INFO lines per saved state; a run's log keeps its own lines and accelerate's
+    warnings only."""
+    import logging
+
+    import torch
+
+    from pfvit.checkpoint import save_training_state
+    from pfvit.runtime import Run
+    from pfvit.schemas.run import RunConfig
+
+    caplog.set_level(logging.INFO)
+    cfg = RunConfig(out=str(tmp_path / "run"))
+    run = Run(cfg, cfg, "test")
+    model = run.accelerator.prepare(torch.nn.Linear(2, 2))
+    save_training_state(run.accelerator, cfg.out, 1, 2, {})
+    assert (tmp_path / "run" / "state").is_dir() and model is not None
+    assert any(r.name == "pfvit" for r in caplog.records)
+    chatter = [r.getMessage() for r in caplog.records if r.name.startswith("accelerate") and r.levelno < logging.WARNING]
+    assert not chatter, chatter[:3]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from ..config import NonNegativeInt, PositiveInt
@@ -21,5 +21,8 @@ class RunConfig:
     save_every: PositiveInt = 200  # a resumable state under state/ every this many optimizer steps
     keep_states: PositiveInt = 2  # how many of the newest states are kept
     resume: bool = True  # continue from the newest state in out/state when there is one
-    wandb: bool = False  # also log to Weights & Biases (needs the wandb package and a login)
-    wandb_project: str = "pfvit"  # the W&B project of the run
+    # Trackers beside metrics.jsonl: wandb (Weights & Biases; a login, or WANDB_MODE=offline) and tensorboard (event
+    # files under out/logs); each needs its package (the wandb and tensorboard extras).
+    log_with: list[Literal["wandb", "tensorboard"]] = field(default_factory=list)
+    wandb: bool = False  # deprecated spelling of run.log_with=[wandb], kept for one release
+    wandb_project: str = "pfvit"  # the W&B project (and the TensorBoard run folder's name)

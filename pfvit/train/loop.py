@@ -145,7 +145,7 @@ def fit(run: Run, task: Task, plan: StepPlan) -> dict:
     loader = task.loader(plan.first_micro_batch(progress.step), plan.first_micro_batch(plan.total - progress.step),
                          plan.micro_batches_per_epoch)
     task.model.train()
-    window = LossWindow(run)
+    window = LossWindow(run, progress.step)
     saved_at = progress.step
     bar = run.progress(total=plan.total, initial=progress.step, desc=task.name)
     for batch in loader:
