@@ -1,4 +1,4 @@
-"""Stage 6: POSTER / POSTER++ / POSTER-Var heads on the papers' IR-50 + MobileFaceNet or on the pipeline's encoder.
+"""Stage 5: POSTER / POSTER++ / POSTER-Var heads on the papers' IR-50 + MobileFaceNet or on the pipeline's encoder.
 
     accelerate launch pipelines/finetune_poster.py --config configs/finetune_poster/poster_pp.yaml \
         model.ir50=pretrain/ir50.pth model.mobilefacenet=pretrain/mobilefacenet_model_best.pth.tar
