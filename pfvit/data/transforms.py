@@ -10,9 +10,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def imagenet_preprocess() -> dict:
-    """A checkpoint's ``extra.preprocess`` for a model trained on ImageNet-normalised faces (the size is the
-    model's own ``img_size``)."""
-    return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    """A checkpoint's ``extra.preprocess`` for a model trained on ImageNet-normalised RGB faces resized bicubically
+    (:func:`eval_transform`; the size is the model's own ``img_size``): what ``inference.Classifier`` applies."""
+    return {"interpolation": "bicubic", "grey": False, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 
 
 def _to_normalised_tensor() -> list:

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..data.shards import EvalDataset, check_shard_files, read_manifest, split_index
 from ..errors import UserError
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import imagenet_preprocess
 from ..inference import Classifier, load_classifier
 from ..models.judges import JUDGE_NAME
 from ..checkpoint import read_meta
@@ -75,7 +75,7 @@ def split_metrics(run: Run, module: torch.nn.Module, names: list[str], data, spl
     train/eval mode is restored afterwards."""
     was_training = module.training
     module.eval()
-    clf = Classifier(module, names, IMAGENET_MEAN, IMAGENET_STD).to(run.device)
+    clf = Classifier(module, names, **imagenet_preprocess()).to(run.device)
     probs = predict_split(run, clf, data.shards, split, index, data.batch_size, data.num_workers,
                           desc="validate")
     module.train(was_training)

@@ -117,7 +117,7 @@ def train_judge(cfg: JudgeConfig) -> dict:
     net = train_probe(ExpressionCNN(**config), x_train, y_train, cfg.steps, cfg.lr, cfg.batch_size, seed=cfg.seed,
                       hflip=True, blur=cfg.blur)
     val = accuracy(net, x_val, y_val)
-    preprocess = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    preprocess = {"interpolation": "bicubic", "grey": False, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
     save_checkpoint(Path(cfg.out), net, name="expression_cnn", config=config,
                     label_names=class_names(cfg.num_classes), data_manifest=str(cfg.shards),
                     extra={"preprocess": preprocess, "val": {"accuracy": val}, "train_samples": len(y_train),
