@@ -1,9 +1,11 @@
 """Checkpoints: safetensors weights + JSON metadata in one folder, written atomically.
 
 A checkpoint folder holds ``model.safetensors`` and ``meta.json`` (model name and config, label names, step,
-versions, git commit, data manifest hash). :func:`pfvit.models.registry.load_model` rebuilds the model from the
-metadata alone, so loading never needs the config that trained it. Folders are written under a temporary name and
-renamed into place, so a run killed mid-write never leaves a half-written checkpoint where a reader looks.
+versions, git commit, the data manifest's path and sha256); a classifier's also holds a model card (``README.md``)
+written from that metadata, and a ViT's a timm ``config.json``. :func:`pfvit.models.registry.load_model`
+rebuilds the model from the metadata alone, so loading never needs the config that trained it. Folders are
+written under a temporary name and renamed into place, so a run killed mid-write never leaves a half-written
+checkpoint where a reader looks.
 
 Resume state (optimizer, scheduler, RNG, progress) is accelerate's ``save_state`` into
 ``OUT/state/step_NNNNNNN/``, written the same way (see :func:`save_training_state`).
@@ -11,6 +13,7 @@ Resume state (optimizer, scheduler, RNG, progress) is accelerate's ``save_state`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -32,6 +35,7 @@ from .errors import CheckpointError, UserError, os_error_line
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
+CARD = "README.md"
 FORMAT = "pfvit-checkpoint-v1"
 STATE_DIR = "state"
 _STATE_RE = re.compile(r"^step_(\d{7,})$")
@@ -72,8 +76,10 @@ def _fsync_dir_files(directory: Path) -> None:
 
 def save_checkpoint(directory: str | Path, model: nn.Module, *, name: str, config: dict,
                     label_names: list[str] | tuple[str, ...] | None = None, step: int | None = None,
-                    data_manifest: str | None = None, extra: dict | None = None) -> Path:
-    """Write ``model``'s weights and the metadata that rebuilds it (``build_model(name, config)``)."""
+                    data_manifest: str | None = None, extra: dict | None = None,
+                    files: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights and the metadata that rebuilds it (``build_model(name, config)``); ``files``:
+    more text files of the folder (a timm ``config.json``), written in the same atomic step."""
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -83,6 +89,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, *, name: str, confi
         tmp.mkdir()
         _write_checkpoint(tmp, model, name=name, config=config, label_names=label_names, step=step,
                           data_manifest=data_manifest, extra=extra)
+        for file_name, text in (files or {}).items():
+            (tmp / file_name).write_text(text)
         _replace_dir(tmp, final)
     except (SafetensorError, OSError) as err:
         raise UserError(f"cannot write the checkpoint {final}: "
@@ -105,13 +113,79 @@ def _write_checkpoint(tmp: Path, model: nn.Module, *, name: str, config: dict, l
         "step": step,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "data_manifest": data_manifest,
+        "data_manifest_sha256": manifest_sha256(data_manifest),
         "versions": versions(),
         "git_commit": git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "extra": extra or {},
     }
     (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    if meta["label_names"]:
+        (tmp / CARD).write_text(model_card(meta))
     _fsync_dir_files(tmp)
+
+
+def manifest_sha256(data: str | None) -> str | None:
+    """The sha256 of a shard folder's ``manifest.json`` (or of the file given): which data a model saw, exactly."""
+    if data is None:
+        return None
+    path = Path(data)
+    path = path / "manifest.json" if path.is_dir() else path
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "not recorded"
+
+
+def model_card(meta: dict) -> str:
+    """A classifier folder's ``README.md``: what it is, the data and recipe it came from, how it was selected, its
+    validation numbers, how to use it and its limits — all from ``meta.json``."""
+    extra, config = meta.get("extra", {}), meta["config"]
+    val = extra.get("val", {})
+    train = extra.get("train_config", {})
+    optim = train.get("optim", {})
+    pre = extra.get("preprocess", {})
+    size = config.get("img_size") or (config.get("encoder") or {}).get("img_size") or "its own"
+    recipe = ", ".join(f"{k} {optim[k]}" for k in ("recipe", "optimizer", "lr", "epochs", "max_steps")
+                       if optim.get(k) is not None)
+    resize = f"{'grey, ' if pre.get('grey') else ''}{pre.get('interpolation', 'bicubic')} resize to {size} px"
+    lines = [
+        f"# pfvit `{meta['model']}` classifier",
+        "",
+        f"{len(meta['label_names'])} classes: {', '.join(meta['label_names'])}. {meta['num_parameters']:,} parameters; "
+        f"faces of {size} px.",
+        "",
+        "## Data and recipe",
+        f"- Data: `{meta.get('data_manifest') or 'not recorded'}` (manifest sha256 "
+        f"`{meta.get('data_manifest_sha256') or 'not recorded'}`).",
+        f"- Initialised from: `{extra.get('init') or extra.get('imported_from') or 'random weights'}`.",
+        f"- Recipe: {recipe or 'see meta.json'}; step {meta.get('step')}.",
+        f"- Selection: {extra.get('protocol') or 'not recorded'}.",
+        "",
+        "## Validation",
+        f"accuracy {_percent(val.get('accuracy'))}, mean class accuracy {_percent(val.get('mean_class_accuracy'))}, "
+        f"macro-F1 {_percent(val.get('macro_f1'))} on `{extra.get('selected_on') or 'the validation split'}`. Test "
+        "numbers come from `pipelines/evaluate.py checkpoint=<this folder>`.",
+        "",
+        "## Use",
+        f"Preprocessing: {resize}, mean {pre.get('mean')}, std {pre.get('std')}, no crop.",
+        "",
+        "```bash",
+        "python pipelines/predict.py checkpoint=<this folder> inputs=photo.jpg",
+        "```",
+        "`from pfvit import load_classifier` gives the model with this preprocessing.",
+        "",
+        "## Limits",
+        "- It expects faces aligned by pfvit's 5-point alignment (`predict.py` and `make_shards.py` do it); other "
+        "crops lower its accuracy.",
+        "- Its numbers hold for the data above; other datasets, ages, skin tones, poses and cameras are not measured "
+        "here.",
+        "- Expression labels are what annotators perceived or actors posed, not what a person feels.",
+        "- The data's licence (often research-only) binds the weights trained on it.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:

@@ -86,3 +86,64 @@ def test_a_run_folder_resumes_only_under_its_own_config(tmp_path):
                                 "optim": {"lr": 1e-3, "epochs": 4, "weight_decay": 0.1}}, tmp_path)
     with pytest.raises(UserError, match=r"different config \(run.seed\)"):  # the data order would change
         check_resumable({**saved, "run": {"out": "a", "seed": 0}}, {**saved, "run": {"out": "a", "seed": 1}}, tmp_path)
+
+
+@pytest.mark.parametrize("num_classes", [7, 0])
+def test_vit_folders_open_in_timm_with_their_weights_head_and_preprocessing(tmp_path, num_classes):
+    """A ViT classifier (and a MAE's encoder export) folder carries timm's config.json:
+    timm.create_model("local-dir:…", pretrained=True) gives the same logits (features), and resolve_data_config
+    the preprocessing pfvit applies, not timm's defaults (mean and std 0.5, crop 0.9)."""
+    import timm
+    from timm.data import resolve_data_config
+
+    from pfvit.inference import load_classifier
+    from pfvit.labels import class_names
+    from pfvit.models.convert import save_encoder
+    from pfvit.models.mae import arch_config
+    from pfvit.models.registry import build_model
+    from pfvit.models.vit import timm_config
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    if num_classes:
+        config = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3,
+                  "num_classes": num_classes, "global_pool": "avg"}
+        ours = build_model("vit", config).eval()
+        names = class_names(num_classes)
+        save_checkpoint(tmp_path / "c", ours, name="vit", config=config, label_names=names,
+                        extra={"preprocess": {"interpolation": "bicubic", "grey": False, "mean": [0.485, 0.456, 0.406],
+                                              "std": [0.229, 0.224, 0.225]}},
+                        files={"config.json": timm_config(config, names)})
+        clf = load_classifier(tmp_path / "c")
+        expected = clf(x)
+    else:
+        mae_config = arch_config("vit_tiny", img_size=32, patch_size=8, depth=2)
+        save_encoder(tmp_path / "c", build_model("mae", mae_config), mae_config)
+        ours = load_model(tmp_path / "c", expected="vit")
+        expected = ours.forward_features(x)
+    theirs = timm.create_model(f"local-dir:{tmp_path / 'c'}", pretrained=True).eval()
+    with torch.no_grad():
+        got = theirs(x) if num_classes else theirs.forward_features(x)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    data = resolve_data_config(model=theirs)
+    assert data["input_size"] == (3, 32, 32) and data["crop_pct"] == 1.0 and data["interpolation"] == "bicubic"
+    assert data["mean"] == [0.485, 0.456, 0.406] and data["std"] == [0.229, 0.224, 0.225]
+    if num_classes:
+        assert (data["input_size"][1], data["interpolation"]) == (clf.img_size, clf.interpolation)
+        assert theirs.pretrained_cfg["label_names"] == list(names)
+        card = (tmp_path / "c" / "README.md").read_text()
+        assert "7 classes: neutral, happy" in card and "bicubic resize to 32 px" in card
+    else:
+        assert not (tmp_path / "c" / "README.md").exists()  # an encoder has no classes to describe
+
+
+def test_the_data_manifest_is_recorded_by_its_sha256(tmp_path):
+    import hashlib
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "manifest.json").write_text('{"splits": {}}')
+    save_checkpoint(tmp_path / "c", torch.nn.Linear(2, 2), name="linear", config={}, data_manifest=str(shards))
+    meta = read_meta(tmp_path / "c")
+    assert meta["data_manifest"] == str(shards)
+    assert meta["data_manifest_sha256"] == hashlib.sha256(b'{"splits": {}}').hexdigest()

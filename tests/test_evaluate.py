@@ -203,6 +203,16 @@ def test_short_finetune_from_scratch_is_well_above_chance_on_the_synthetic_test_
     print(f"val {result['best_val']:.3f}, test {metrics['accuracy']:.3f} (chance 0.125)")
     assert metrics["num_samples"] == 300
     assert metrics["accuracy"] > 0.3
+    # The stage's checkpoint opens in timm as it is, and carries its model card.
+    import hashlib
+
+    import timm
+
+    best = out / "best"
+    assert timm.create_model(f"local-dir:{best}", pretrained=True).pretrained_cfg["num_classes"] == 8
+    card = (best / "README.md").read_text()
+    assert hashlib.sha256((shards / "manifest.json").read_bytes()).hexdigest() in card
+    assert f"accuracy {100 * result['best_val']:.2f} %" in card
 
 
 def test_mae_recipe_randaugment_never_posterizes_to_zero_bits():

@@ -17,7 +17,7 @@ from ..checkpoint import LoadReport, load_state, read_meta, read_weights, save_c
 from ..errors import CheckpointError
 from .mae import arch_config
 from .registry import build_model
-from .vit import encoder_config
+from .vit import encoder_config, timm_config
 
 ENCODER_PREFIXES = ("patch_embed.", "cls_token", "pos_embed", "blocks.", "norm.")
 # What an encoder-only release (mae_pretrain_vit_*.pth) lacks: the decoder, left at its initialisation.
@@ -67,7 +67,8 @@ def save_encoder(folder: str | Path, mae: nn.Module, mae_config: dict, **meta) -
     encoder = build_model("vit", config)
     load_state(encoder, encoder_state(mae.state_dict()), source="the MAE", what="its ViT encoder",
                allow_unexpected=False)
-    save_checkpoint(Path(folder), encoder, name="vit", config=config, **meta)
+    save_checkpoint(Path(folder), encoder, name="vit", config=config, files={"config.json": timm_config(config)},
+                    **meta)
 
 
 def import_official_mae(path: str | Path, out: str | Path, arch: str = "vit_base", img_size: int = 224,

@@ -9,12 +9,15 @@ the preprocessing resizes to).
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 import torch
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
+from ..data.transforms import imagenet_preprocess
+from .geometry import arch_name
 from .mae import ARCHS
 from .registry import register, register_variant
 
@@ -57,6 +60,30 @@ def build_vit(img_size: int = 224, patch_size: int = 16, embed_dim: int = 192, d
 def encoder_config(config: dict) -> dict:
     """The ``build_vit`` config of a MAE's encoder (no head)."""
     return {k: config[k] for k in ENCODER_KEYS}
+
+
+def timm_config(config: dict, label_names=None, preprocess: dict | None = None) -> str:
+    """The timm ``config.json`` of a ``vit`` checkpoint folder: ``timm.create_model("local-dir:<folder>",
+    pretrained=True)`` rebuilds it with its weights and head, and ``timm.data.resolve_data_config`` gives the
+    preprocessing it was trained with (``preprocess``: the checkpoint's record; the ImageNet one by default) instead
+    of timm's defaults for the architecture (mean and std 0.5, crop 0.9)."""
+    preprocess = preprocess or imagenet_preprocess()
+    num_classes = config.get("num_classes", 0)
+    size = config["img_size"]
+    model_args = {**{k: config[k] for k in ENCODER_KEYS}, "num_classes": num_classes,
+                  "global_pool": config.get("global_pool", "token"), "mlp_ratio": config.get("mlp_ratio", 4.0),
+                  "qkv_bias": True}
+    pretrained_cfg = {"input_size": [3, size, size], "fixed_input_size": True,
+                      "interpolation": preprocess["interpolation"], "mean": preprocess["mean"],
+                      "std": preprocess["std"], "crop_pct": 1.0, "crop_mode": "center", "num_classes": num_classes,
+                      "first_conv": "patch_embed.proj", "classifier": "head"}
+    if label_names:
+        pretrained_cfg["label_names"] = list(label_names)
+    # Any registered ViT entry point: model_args set every size; the nearest name is kept for readers.
+    architecture = f"{arch_name(config) or 'vit_base'}_patch16_224"
+    return json.dumps({"architecture": architecture, "num_classes": num_classes,
+                       "num_features": config["embed_dim"], "model_args": model_args,
+                       "pretrained_cfg": pretrained_cfg}, indent=2)
 
 
 for _arch, _sizes in ARCHS.items():  # vit_tiny …: the encoder of mae_vit_tiny …, at 224 px with 16 px patches

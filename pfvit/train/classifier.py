@@ -21,6 +21,7 @@ from ..eval.evaluate import split_metrics
 from ..eval.plots import loss_curves
 from ..labels import class_names, outside_protocol
 from ..models.geometry import inherit_geometry
+from ..models.vit import timm_config
 from ..runtime import Progress, Run, read_metrics
 from ..schemas.classifier import AugConfig, ClassifierDataConfig
 from .loop import LRSchedule, Task
@@ -178,10 +179,11 @@ class ClassifierTask(Task):
 
     def __init__(self, run: Run, cfg, model: nn.Module, *, model_name: str, model_config: dict, init_info: dict,
                  plan: SamplingPlan, optimizer, schedule: LRSchedule, loss_fn: Callable, transform, title: str,
-                 label_smoothing: float = 0.0, sam_rho: float | None = None):
+                 label_smoothing: float = 0.0, sam_rho: float | None = None, timm_layout: bool = False):
         self.run, self.cfg, self.model, self.optimizer, self.schedule = run, cfg, model, optimizer, schedule
         self.model_name, self.model_config, self.init_info, self.plan = model_name, model_config, init_info, plan
         self.loss_fn, self.transform, self.name, self.sam_rho = loss_fn, transform, title, sam_rho
+        self.timm_layout = timm_layout  # a timm ViT: its checkpoints also get timm's config.json
         self.names = class_names(cfg.model.num_classes)
         self.mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=label_smoothing,
                            num_classes=cfg.model.num_classes) if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0 else None
@@ -222,9 +224,10 @@ class ClassifierTask(Task):
 
         def save(name: str, metrics: dict) -> None:
             if self.run.is_main:
+                files = {"config.json": timm_config(self.model_config, self.names)} if self.timm_layout else None
                 save_checkpoint(self.run.out / name, self.unwrapped, name=self.model_name, config=self.model_config,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
-                                extra=classifier_extra(metrics, cfg, self.init_info))
+                                extra=classifier_extra(metrics, cfg, self.init_info), files=files)
 
         return select_and_save(self.run, progress, metrics, cfg.select_metric, save)
 
