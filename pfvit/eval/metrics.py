@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_confusion_matrix,
-                                                    multiclass_f1_score, multiclass_precision, multiclass_recall)
 
 
 def classification_metrics(target: torch.Tensor, pred: torch.Tensor, class_names: Sequence[str]) -> dict:
@@ -15,6 +13,11 @@ def classification_metrics(target: torch.Tensor, pred: torch.Tensor, class_names
     the classes present in ``target`` or ``pred`` (scikit-learn's labels), per-class precision / recall / F1, the
     confusion matrix (rows = true class), the sample count and the classes with no sample (``absent_classes``):
     an 8-class model on CK+ (no neutral) is not scored on the neutral class it cannot be tested on."""
+    # Imported here: torchmetrics imports scipy.signal and transformers' BERT when they are installed (3 s), which
+    # every stage would otherwise pay at start-up.
+    from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_confusion_matrix,
+                                                        multiclass_f1_score, multiclass_precision, multiclass_recall)
+
     k = len(class_names)
     target, pred = target.long().cpu(), pred.long().cpu()
     per_p = multiclass_precision(pred, target, k, average=None, zero_division=0)

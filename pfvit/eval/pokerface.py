@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ..data.shards import EvalDataset
 from ..data.transforms import denormalize, eval_transform
@@ -37,6 +36,8 @@ from .reconstruction import masked_psnr
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import peak_signal_noise_ratio  # imported on use (see eval/metrics.py)
+
     return peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
@@ -58,6 +59,8 @@ def expression_region_psnr(images: torch.Tensor, inputs: torch.Tensor, twins: to
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from torchmetrics.functional.image import structural_similarity_index_measure  # imported on use
+
     return structural_similarity_index_measure(a, b, data_range=1.0, reduction="none")
 
 

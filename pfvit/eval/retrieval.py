@@ -18,6 +18,7 @@ from ..data.align import FaceAligner, align_to_template
 from ..data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from ..errors import UserError
 from ..inference import Classifier
+from ..resources import optional
 
 
 @dataclass
@@ -96,8 +97,7 @@ class FaceMemory:
     @classmethod
     def build(cls, classifier: Classifier, faces: Iterable[tuple[Image.Image, MemoryItem]], checkpoint: str = "",
               batch_size: int = 64) -> "FaceMemory":
-        import faiss
-
+        faiss = optional("faiss")
         index, items, batch = None, [], []
 
         def flush():
@@ -121,8 +121,7 @@ class FaceMemory:
                                   "img_size": classifier.img_size, "metric": "cosine"})
 
     def save(self, folder: str | Path) -> Path:
-        import faiss
-
+        faiss = optional("faiss")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(folder / "index.faiss"))
@@ -134,8 +133,7 @@ class FaceMemory:
 
     @classmethod
     def load(cls, folder: str | Path) -> "FaceMemory":
-        import faiss
-
+        faiss = optional("faiss")
         folder = Path(folder)
         if not (folder / "index.faiss").is_file() or not (folder / "meta.json").is_file():
             raise UserError(f"{folder} is not a face memory (no index.faiss / meta.json); build one first")

