@@ -109,13 +109,18 @@ def test_a_scalar_is_accepted_where_a_list_is_expected():
     assert load_config(schema, overrides=["inputs=[a.jpg,b/]"]).inputs == ["a.jpg", "b/"]
 
 
-def test_the_python_api_is_exported_and_import_pfvit_stays_light():
-    code = ("import sys, pfvit; assert 'torch' not in sys.modules, 'import pfvit loaded torch'; "
-            "from pfvit import load_classifier, FaceAligner, Predictor; "
-            "print(load_classifier.__module__, FaceAligner.__module__, Predictor.__module__)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def _python(code: str) -> str:
+    """What a fresh interpreter prints running ``code``."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["pfvit.inference", "pfvit.data.align", "pfvit.predict"]
+    return proc.stdout
+
+
+def test_the_python_api_is_exported_and_import_pfvit_stays_light():
+    printed = _python("import sys, pfvit; assert 'torch' not in sys.modules, 'import pfvit loaded torch'; "
+                      "from pfvit import load_classifier, FaceAligner, Predictor; "
+                      "print(load_classifier.__module__, FaceAligner.__module__, Predictor.__module__)")
+    assert printed.split() == ["pfvit.inference", "pfvit.data.align", "pfvit.predict"]
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         import pfvit
 
@@ -143,14 +148,13 @@ def test_a_missing_optional_feature_is_one_line_naming_its_extra(monkeypatch, mo
     from pfvit.resources import optional
 
     monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
-    with pytest.raises(ConfigError, match=rf"{feature}.*: the {module} package is not installed; pip install 'pfvit\[{extra}\]'"):
+    with pytest.raises(ConfigError, match=rf"{feature}.*: the {module} package is not installed; "
+                                          rf"pip install 'pfvit\[{extra}\]'"):
         optional(module)
 
 
 def test_a_stage_imports_no_optional_feature_until_it_is_used():
-    code = ("import sys; import pfvit.train.finetune, pfvit.train.pfvit_train, pfvit.train.poster_train, "
-            "pfvit.eval.evaluate, pfvit.predict; print(sorted(m for m in ('torchmetrics', 'scipy', 'transformers', "
-            "'pytorch_grad_cam', 'peft', 'faiss', 'h5py') if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "[]"
+    printed = _python("import sys; import pfvit.train.finetune, pfvit.train.pfvit_train, pfvit.train.poster_train, "
+                      "pfvit.eval.evaluate, pfvit.predict; print(sorted(m for m in ('torchmetrics', 'scipy', "
+                      "'transformers', 'pytorch_grad_cam', 'peft', 'faiss', 'h5py') if m in sys.modules))")
+    assert printed.strip() == "[]"
