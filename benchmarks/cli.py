@@ -1,6 +1,7 @@
 """Start-up of the command line: wall seconds of every script's ``--help`` and of importing each training stage
-(median of several runs), beside ``import torch`` on the same machine; ``--before DIR`` times another checkout's scripts in the same run (its
-package first on the path), so that before and after are compared as ratios measured together.
+(median of several runs), beside ``import torch`` on the same machine; ``--before DIR`` times another checkout's
+commands in the same run (its package first on the path), so that before and after are compared as ratios
+measured together.
 
     python benchmarks/cli.py --runs 5
     git worktree add /tmp/before <commit> && python benchmarks/cli.py --before /tmp/before

@@ -132,5 +132,6 @@ def test_accelerates_info_lines_stay_out_of_the_log(tmp_path, caplog):
     save_training_state(run.accelerator, cfg.out, 1, 2, {})
     assert (tmp_path / "run" / "state").is_dir() and model is not None
     assert any(r.name == "pfvit" for r in caplog.records)
-    chatter = [r.getMessage() for r in caplog.records if r.name.startswith("accelerate") and r.levelno < logging.WARNING]
+    chatter = [r.getMessage() for r in caplog.records
+               if r.name.startswith("accelerate") and r.levelno < logging.WARNING]
     assert not chatter, chatter[:3]

@@ -36,7 +36,8 @@ def class_activation_maps(classifier: Classifier, images, classes: Sequence[int]
     x = classifier.preprocess(images)
     with torch.no_grad():
         probs = classifier(x).float().softmax(-1)
-    targets = [targets_of.ClassifierOutputTarget(int(c)) for c in (classes if classes is not None else probs.argmax(-1))]
+    chosen = classes if classes is not None else probs.argmax(-1)
+    targets = [targets_of.ClassifierOutputTarget(int(c)) for c in chosen]
     cam_class = grad_cam.GradCAMPlusPlus if method == "gradcam++" else grad_cam.GradCAM
     with cam_class(model=classifier, target_layers=layers, reshape_transform=reshape) as cam:
         maps = cam(input_tensor=x, targets=targets)

@@ -42,8 +42,8 @@ def apply_lora(model: nn.Module, r: int, alpha: float, dropout: float) -> None:
     everything else is frozen except the SE gate and the head."""
     peft = optional("peft")
     model.requires_grad_(False)
-    peft.inject_adapter_in_model(peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS,
-                                       bias="none"), model.blocks)
+    lora = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS, bias="none")
+    peft.inject_adapter_in_model(lora, model.blocks)
     for module in (model.se_block, model.head):
         module.requires_grad_(True)
 
