@@ -2,7 +2,8 @@
 classifier, and optionally give its poker face (a PF-ViT checkpoint) and a CAM.
 
 Outputs under ``out``: ``predictions.jsonl`` (one line per image or sampled video frame, faces inside — images
-with no face or that cannot be read are lines too, with the reason), ``annotated/`` (a copy of each image with
+with no face or that cannot be read are lines too, with the reason), ``faces.csv`` (the photos flat: one row per
+face, and a row with its note per photo without one), ``annotated/`` (a copy of each image with
 boxes, label and probability), per video ``videos/<name>.csv`` (per-frame, per-face rows, in frame order, with
 temporally smoothed probabilities per face track) and ``videos/<name>.mp4`` (annotated), ``pokerfaces/`` and
 ``cams/`` when asked, and ``summary.json`` with the counts.
@@ -211,9 +212,16 @@ def predict(cfg: PredictConfig) -> dict:
     (out / "annotated").mkdir(parents=True, exist_ok=True)
     counts = {"images": 0, "videos": 0, "frames": 0, "faces": 0, "no_face": 0, "errors": 0}
     names = output_names(files)
-    with open(out / "predictions.jsonl", "w") as jl:
+    classes = predictor.classifier.class_names
+    with open(out / "predictions.jsonl", "w") as jl, open(out / "faces.csv", "w", newline="") as fh:
+        # Photos flat, one row per face as videos/<name>.csv has; a photo without a face, or unreadable, is a row
+        # with its note, so that no input is missing from the table.
+        table = csv.writer(fh)
+        table.writerow(["source", "face", "x1", "y1", "x2", "y2", "label", "probability",
+                        *[f"p_{n}" for n in classes], "note"])
         for entry in skipped:
             jl.write(json.dumps({**entry, "faces": []}) + "\n")
+            table.writerow([entry["source"], *[""] * (7 + len(classes)), entry["error"]])
             counts["errors"] += 1
         for path in tqdm(files, desc="predict", disable=not sys.stderr.isatty()):
             name = names[path]
@@ -232,13 +240,18 @@ def predict(cfg: PredictConfig) -> dict:
                 counts["faces"] += len(faces)
                 counts["no_face"] += not faces
                 record = {"source": str(path), "frame": None, "faces": faces}
+                for face in faces:
+                    table.writerow([str(path), face["face"], *face["box"], face["label"], face["probability"],
+                                    *[f"{v:.4f}" for v in face["probabilities"].values()], ""])
                 if not faces:
                     record["note"] = "no face found"
+                    table.writerow([str(path), *[""] * (7 + len(classes)), record["note"]])
                 if cfg.annotate:
                     annotate(image, faces).save(out / "annotated" / f"{name}.jpg", quality=92)
             except (UserError, ValueError, OSError) as err:
                 counts["errors"] += 1
                 record = {"source": str(path), "frame": None, "faces": [], "error": str(err)}
+                table.writerow([str(path), *[""] * (7 + len(classes)), str(err)])
                 print(f"skipped: {err}" if str(path) in str(err) else f"skipped {path}: {err}", flush=True)
             jl.write(json.dumps(record) + "\n")
     (out / "summary.json").write_text(json.dumps({"checkpoint": cfg.checkpoint, **counts}, indent=2))

@@ -6,6 +6,7 @@
 
 Every face is detected (MTCNN, or detector=yunet) and aligned as in the shards, then classified. Writes
 out/predictions.jsonl (one line per image or sampled frame; no-face and unreadable inputs are lines too),
+out/faces.csv (photos: one row per face, and a noted row per photo without one),
 out/annotated/*.jpg, out/videos/<name>.csv and .mp4 (per-frame, per-face, smoothed per face track),
 out/pokerfaces/, out/cams/ when asked, and out/summary.json.
 """

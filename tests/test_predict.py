@@ -61,6 +61,16 @@ def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints
     assert counts["faces"] == sum(PHOTOS.values()) + 1 + big_grey_faces and counts["errors"] == 1
     assert counts["no_face"] == 2 + (big_grey_faces == 0)
     assert len(list((tmp_path / "out" / "annotated").glob("*.jpg"))) == len(PHOTOS) + 2
+    # faces.csv: the same faces flat, one row per face, and one noted row per photo without one.
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "out" / "faces.csv", newline="")))
+    assert len([r for r in rows if r["face"] != ""]) == counts["faces"]
+    assert {r["source"] for r in rows} == set(inputs)
+    noted = {r["source"]: r["note"] for r in rows if r["face"] == ""}
+    assert "cannot decode" in noted[str(broken)] and len(noted) == counts["no_face"] + counts["errors"]
+    first = next(r for r in rows if r["face"] != "")
+    assert first["label"] == by_source[first["source"]]["faces"][int(first["face"])]["label"]
 
     # The posed photos end to end with a poker face and a CAM of every face.
     counts = predict(PredictConfig(checkpoint=str(vit), inputs=[str(root / p) for p in POSED],
