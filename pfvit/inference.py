@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .checkpoint import read_meta
+from .data.transforms import LUMA
 from .errors import CheckpointError, UserError
 from .labels import CANONICAL
 from .models.judges import JUDGE_NAME, fer_judge
@@ -51,8 +52,6 @@ class Prediction:
 
 # The resampling a checkpoint may declare (as timm's pretrained_cfg "interpolation").
 INTERPOLATIONS = ("bicubic", "bilinear")
-# ITU-R 601 luma, as PIL's "L" and OpenCV's BGR2GRAY.
-LUMA = (0.299, 0.587, 0.114)
 
 
 class Classifier(nn.Module):

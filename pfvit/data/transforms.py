@@ -7,6 +7,8 @@ from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R 601 luma, as PIL's "L" and OpenCV's BGR2GRAY: the grey of a grey-input model.
+LUMA = (0.299, 0.587, 0.114)
 
 
 def imagenet_preprocess() -> dict:

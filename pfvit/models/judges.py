@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.transforms import LUMA
 from ..errors import CheckpointError, UserError
 from ..labels import CANONICAL, NAME_ALIASES
 from ..resources import optional, shipped_file
@@ -126,7 +127,7 @@ class GreyJudge(nn.Module):
     def __init__(self, net: KerasGraph):
         super().__init__()
         self.net = net
-        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         order = [FER_CLASSES.index(next(f for f in FER_CLASSES if NAME_ALIASES[f] == c)) for c in CANONICAL[:7]]
         self.register_buffer("order", torch.tensor(order), persistent=False)
         for p in self.parameters():
