@@ -219,9 +219,13 @@ def predict(cfg: PredictConfig) -> dict:
         table = csv.writer(fh)
         table.writerow(["source", "face", "x1", "y1", "x2", "y2", "label", "probability",
                         *[f"p_{n}" for n in classes], "note"])
+
+        def noted(source: str, note: str) -> None:  # a row for an input without a face
+            table.writerow([source, *[""] * (7 + len(classes)), note])
+
         for entry in skipped:
             jl.write(json.dumps({**entry, "faces": []}) + "\n")
-            table.writerow([entry["source"], *[""] * (7 + len(classes)), entry["error"]])
+            noted(entry["source"], entry["error"])
             counts["errors"] += 1
         for path in tqdm(files, desc="predict", disable=not sys.stderr.isatty()):
             name = names[path]
@@ -245,13 +249,13 @@ def predict(cfg: PredictConfig) -> dict:
                                     *[f"{v:.4f}" for v in face["probabilities"].values()], ""])
                 if not faces:
                     record["note"] = "no face found"
-                    table.writerow([str(path), *[""] * (7 + len(classes)), record["note"]])
+                    noted(str(path), record["note"])
                 if cfg.annotate:
                     annotate(image, faces).save(out / "annotated" / f"{name}.jpg", quality=92)
             except (UserError, ValueError, OSError) as err:
                 counts["errors"] += 1
                 record = {"source": str(path), "frame": None, "faces": [], "error": str(err)}
-                table.writerow([str(path), *[""] * (7 + len(classes)), str(err)])
+                noted(str(path), str(err))
                 print(f"skipped: {err}" if str(path) in str(err) else f"skipped {path}: {err}", flush=True)
             jl.write(json.dumps(record) + "\n")
     (out / "summary.json").write_text(json.dumps({"checkpoint": cfg.checkpoint, **counts}, indent=2))
