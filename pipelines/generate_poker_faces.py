@@ -10,23 +10,10 @@ Writes: out/<name>_poker.png per face, out/sheet.png (input | poker face | recon
 """
 
 import sys
-from dataclasses import dataclass
-from typing import Optional
 
-from pfvit.config import PositiveInt, parse_stage_args
+from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-
-
-@dataclass
-class GenerateConfig:
-    checkpoint: str = "runs/pfvit/best"  # a pfvit checkpoint (best or last of pfvit_train.py)
-    shards: Optional[str] = None  # a shard folder whose faces get poker faces (or images=)
-    split: str = "test"  # the shard split read
-    images: Optional[str] = None  # an aligned face image or a folder of them (or shards=)
-    out: str = "runs/pfvit/poker_faces"  # where the poker faces, sheet.png and skipped.json go
-    limit: Optional[PositiveInt] = 16  # at most this many shard faces; null: all
-    batch_size: PositiveInt = 32  # faces per forward pass
-    device: str = "auto"  # auto: CUDA when there is one, else the CPU
+from pfvit.schemas.pokerface import GenerateConfig
 
 
 @cli_entry

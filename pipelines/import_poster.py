@@ -1,37 +1,36 @@
 """Import a released POSTER++ (Talented-Q/POSTER_V2) or POSTER-Var (lg2578/poster-var) checkpoint.
 
-    python pipelines/import_poster.py rafdb_best.pth runs/imported/poster_pp_rafdb --variant poster++ --labels rafdb
+    python pipelines/import_poster.py checkpoint=rafdb_best.pth out=runs/imported/poster_pp_rafdb variant=poster++ \
+        labels=rafdb
     python pipelines/evaluate.py checkpoint=runs/imported/poster_pp_rafdb shards=shards/rafdb split=test
 
 Keys lose their `module.` prefix and are renamed to pfvit's layout; the parameters the release builds but never
 uses are listed, not loaded; every tensor the model needs must be present (a partial match is an error). The
-head is re-ordered from the release's class order (--labels: rafdb, affectnet7, affectnet8, or comma-separated
+head is re-ordered from the release's class order (labels: rafdb, affectnet7, affectnet8, or comma-separated
 names) into pfvit's canonical order. Files that need pickles beyond tensors are refused (re-save the state dict).
+The positional spelling of earlier releases (`import_poster.py FILE OUT --variant …`) still works, with a
+deprecation line.
 """
 
-import argparse
 import sys
 
+from pfvit.config import parse_stage_args, require
 from pfvit.errors import cli_entry
-from pfvit.labels import RELEASED_LABEL_ORDERS
+from pfvit.schemas.imports import IMPORT_LEGACY, PosterImportConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="released .pth (a state dict, or {'state_dict': …})")
-    p.add_argument("out", help="output checkpoint folder")
-    p.add_argument("--variant", choices=("poster++", "poster-var"), default="poster++")
-    p.add_argument("--labels", default="rafdb",
-                   help=f"the release's class order: {', '.join(RELEASED_LABEL_ORDERS)} or comma-separated names")
-    args = p.parse_args(argv)
-    # Imported after the parsing, so that --help and a bad flag answer without loading torch.
+    cfg = parse_stage_args(PosterImportConfig, argv, __doc__, legacy=IMPORT_LEGACY)
+    require(cfg, "checkpoint", "out")
+    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
+    from pfvit.labels import RELEASED_LABEL_ORDERS
     from pfvit.models.poster.weights import import_released_poster
 
-    order = RELEASED_LABEL_ORDERS.get(args.labels) or tuple(n.strip() for n in args.labels.split(","))
-    report = import_released_poster(args.checkpoint, args.out, args.variant, order)
-    print(f"{args.checkpoint}: loaded {report['loaded']} tensors, left {report['unused']} unused "
-          f"({', '.join(report['unused_examples'])}); wrote {args.out}")
+    order = RELEASED_LABEL_ORDERS.get(cfg.labels) or tuple(n.strip() for n in cfg.labels.split(","))
+    report = import_released_poster(cfg.checkpoint, cfg.out, cfg.variant, order)
+    print(f"{cfg.checkpoint}: loaded {report['loaded']} tensors, left {report['unused']} unused "
+          f"({', '.join(report['unused_examples'])}); wrote {cfg.out}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python pipelines/predict.py checkpoint=runs/demo/vit/best inputs=[photo.jpg,folder/,clip.mp4] out=runs/predict
     python pipelines/predict.py checkpoint=runs/poster_pp/best inputs=[clip.mp4] fps=5 cam=true \
-        pokerface=runs/pfvit/best device=cuda
+        pokerface_checkpoint=runs/pfvit/best device=cuda
 
 Every face is detected (MTCNN, or detector=yunet) and aligned as in the shards, then classified. Writes
 out/predictions.jsonl (one line per image or sampled frame; no-face and unreadable inputs are lines too),
@@ -15,12 +15,12 @@ import sys
 
 from pfvit.config import parse_stage_args
 from pfvit.errors import cli_entry
-from pfvit.schemas.predict import PredictConfig
+from pfvit.schemas.predict import PREDICT_LEGACY, PredictConfig
 
 
 @cli_entry
 def main(argv=None) -> int:
-    cfg = parse_stage_args(PredictConfig, argv, __doc__)
+    cfg = parse_stage_args(PredictConfig, argv, __doc__, legacy=PREDICT_LEGACY)
     # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
     from pfvit.predict import predict
 

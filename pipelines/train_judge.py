@@ -1,7 +1,7 @@
 """The independent expression judge of the poker faces: a small CNN trained on its own shards, saved as a
 classifier checkpoint that evaluate.py takes as judge=…
 
-    python pipelines/make_shards.py --source synthetic --seed 1 --disturbance 0 --size 32 --out shards/judge
+    python pipelines/make_shards.py source=synthetic seed=1 disturbance=0 img_size=32 out=shards/judge
     python pipelines/train_judge.py shards=shards/judge out=runs/judge img_size=32
     python pipelines/evaluate.py checkpoint=runs/pfvit/best shards=… pokerface=true judge=runs/judge
 

@@ -58,8 +58,8 @@ BIN = Path(sys.executable).parent
 def synthetic_shards(tmp_path_factory) -> Path:
     """400 synthetic faces at 64 px in shards of 50 (train 320 / val 40 / test 40)."""
     out = tmp_path_factory.mktemp("shards") / "synthetic"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "400", "--identities", "20", "--size", "64",
-                       "--maxcount", "50", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=400", "identities=20", "img_size=64",
+                       "maxcount=50", f"out={out}"])
     assert proc.returncode == 0, proc.stderr
     return out
 

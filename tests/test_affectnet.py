@@ -52,8 +52,8 @@ def affectnet_csv_tree(shared_data, tmp_path_factory):
 
 def test_csv_packaging(affectnet_csv_tree, tmp_path):
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "affectnet", "--root",
-                       str(affectnet_csv_tree), "--size", "112", "--val-fraction", "0.2", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=affectnet", f"root={affectnet_csv_tree}",
+                       "img_size=112", "val_fraction=0.2", f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = read_manifest(out)
     splits = manifest["splits"]
@@ -61,7 +61,7 @@ def test_csv_packaging(affectnet_csv_tree, tmp_path):
     assert splits["val"]["inputs"] == 2  # a seeded 20 % of the 9 training rows (rejects included) is val
     assert splits["test"]["count"] == 1  # validation.csv without a header: its first line is a sample
     reasons = sorted(r["reason"] for s in splits.values() for r in s["rejects"])
-    assert reasons == ["expression 9 (Uncertain) is no emotion class (keep it as -1 with --keep-unlabeled)",
+    assert reasons == ["expression 9 (Uncertain) is no emotion class (keep it as -1 with keep_unlabeled=true)",
                        "image " + str(affectnet_csv_tree / "Manually_Annotated" / "Manually_Annotated_Images" / "7"
                                       / "missing.jpg") + " does not exist",
                        "training.csv line 6: NULL or empty path or expression",
@@ -77,8 +77,8 @@ def test_csv_packaging(affectnet_csv_tree, tmp_path):
     assert CANONICAL[by_source["validation.csv line 1"]["cls"]] == "anger"
 
     kept = tmp_path / "kept"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "affectnet", "--root",
-                       str(affectnet_csv_tree), "--size", "64", "--keep-unlabeled", "--out", str(kept)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=affectnet", f"root={affectnet_csv_tree}",
+                       "img_size=64", "keep_unlabeled=true", f"out={kept}"])
     assert proc.returncode == 0
     assert sum(s["unlabeled"] for s in read_manifest(kept)["splits"].values()) == 1
 
@@ -93,8 +93,8 @@ def test_npy_packaging(shared_data, tmp_path):
             for suffix, value in (("exp", str(code)), ("val", 0.1 * n), ("aro", -0.1 * n)):
                 np.save(root / split / "annotations" / f"{n}_{suffix}.npy", np.array(value))
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "affectnet", "--root", str(root),
-                       "--size", "64", "--val-fraction", "0", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=affectnet", f"root={root}",
+                       "img_size=64", "val_fraction=0", f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     splits = read_manifest(out)["splits"]
     assert splits["train"]["count"] == 4 and splits["test"]["count"] == 1

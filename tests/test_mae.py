@@ -145,12 +145,14 @@ def test_import_pipeline_writes_mae_and_timm_encoder(tmp_path):
     official = MaskedAutoencoderViT(**ARCHS["vit_tiny"])
     encoder_only = encoder_state(official.state_dict())  # like mae_pretrain_vit_*.pth
     torch.save({"model": encoder_only}, tmp_path / "enc.pth")
-    proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "out"),
-                       "--arch", "vit_tiny"])
+    proc = run_script([PYTHON, "pipelines/import_mae.py", f"checkpoint={tmp_path / 'enc.pth'}",
+                       f"out={tmp_path / 'out'}", "arch=vit_tiny"])
     assert proc.returncode == 0, proc.stderr
     assert f"loaded {len(encoder_only)} tensors" in proc.stdout
     encoder = load_model(tmp_path / "out" / "encoder", expected="vit")
     assert all(torch.equal(encoder.state_dict()[k], v) for k, v in encoder_only.items())
+    # The spelling of earlier releases (FILE OUT --arch …) still runs, with one deprecation line.
     proc = run_script([PYTHON, "pipelines/import_mae.py", str(tmp_path / "enc.pth"), str(tmp_path / "o2"),
                        "--arch", "vit_small"])
     assert proc.returncode == 2 and "of another shape" in proc.stderr and "Traceback" not in proc.stderr
+    assert f'write checkpoint="{tmp_path / "enc.pth"}" out="{tmp_path / "o2"}" arch=vit_small' in proc.stderr

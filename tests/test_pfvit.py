@@ -241,8 +241,8 @@ def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     # 48 training faces seen ~23 times each: the losses must fall on the faces trained on (the loop works); whether
     # the classifier generalises is the fine-tune stage's question, not this one's.
     shards = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "60", "--identities", "6", "--size", "64",
-                       "--out", str(shards)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=60", "identities=6", "img_size=64",
+                       f"out={shards}"])
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "pf"
     proc = run_script([PYTHON, *PF_ARGS, f"data.shards={shards}", f"run.out={out}", "optim.max_steps=70",
@@ -332,8 +332,8 @@ def study_run(tmp_path_factory):
     C linearly (2.5e-4), G by the square root (5e-4). At the recipe's own 1e-3 on batches of 16, G loses 1.5 dB."""
     base = tmp_path_factory.mktemp("study")
     shards = base / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "480", "--identities", "48", "--size", "32",
-                       "--disturbance", "0", "--maxcount", "200", "--workers", "2", "--out", str(shards)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=480", "identities=48", "img_size=32",
+                       "disturbance=0", "maxcount=200", "workers=2", f"out={shards}"])
     assert proc.returncode == 0, proc.stderr
     proc = run_script([PYTHON, "pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/study.yaml",
                        f"data.shards={shards}", f"run.out={base / 'mae'}", "optim.max_steps=150", "optim.epochs=1000",
@@ -412,9 +412,9 @@ def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_
     # steps), read on 300 test faces of the study's seed.
     for name, seed, num, identities in (("judge", 1, 8000, 800), ("study", 0, 3000, 300)):
         shards[name] = tmp_path / name
-        proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", str(num), "--identities", str(identities),
-                           "--seed", str(seed), "--size", "32", "--disturbance", "0", "--maxcount", "1000",
-                           "--workers", "2", "--out", str(shards[name])])
+        proc = run_script([PYTHON, "pipelines/make_shards.py", f"num={num}", f"identities={identities}",
+                           f"seed={seed}", "img_size=32", "disturbance=0", "maxcount=1000",
+                           "workers=2", f"out={shards[name]}"])
         assert proc.returncode == 0, proc.stderr
     proc = run_script([PYTHON, "pipelines/train_judge.py", f"shards={shards['judge']}", f"out={tmp_path / 'judge'}",
                        "img_size=32"])

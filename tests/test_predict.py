@@ -74,7 +74,7 @@ def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints
 
     # The posed photos end to end with a poker face and a CAM of every face.
     counts = predict(PredictConfig(checkpoint=str(vit), inputs=[str(root / p) for p in POSED],
-                                   out=str(tmp_path / "posed"), pokerface=str(pf), cam=True))
+                                   out=str(tmp_path / "posed"), pokerface_checkpoint=str(pf), cam=True))
     faces = [f for line in open(tmp_path / "posed" / "predictions.jsonl") for f in json.loads(line)["faces"]]
     assert len(faces) == 4 and counts["faces"] == 4
     for face in faces:
@@ -140,7 +140,7 @@ def test_evaluate_writes_a_cam_sheet(synthetic_shards, tmp_path):
 
     vit8 = classifier_checkpoint(tmp_path / "vit8", 8, 64)  # the synthetic shards' 8-class protocol
     evaluate(EvalConfig(checkpoint=str(vit8), shards=str(synthetic_shards), split="test",
-                        out=str(tmp_path / "ev"), num_workers=0, cam=2))
+                        out=str(tmp_path / "ev"), num_workers=0, cam=True, cam_per_class=2))
     sheet = Image.open(tmp_path / "ev" / "cam.png")
     assert sheet.height >= 8 * 112 and sheet.width >= 2 * 112
 

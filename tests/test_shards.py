@@ -10,11 +10,11 @@ from pfvit.data.shards import EvalDataset, read_manifest, split_urls, train_stre
 from pfvit.errors import UserError
 from conftest import PYTHON, run_script
 
-ARGS = ["--num", "120", "--identities", "9", "--size", "32", "--maxcount", "20"]
+ARGS = ["num=120", "identities=9", "img_size=32", "maxcount=20"]
 
 
 def make(out, *extra):
-    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS, "--out", str(out), *extra])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS, f"out={out}", *extra])
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -37,7 +37,7 @@ def test_manifest_counts_and_layout(synthetic_shards):
 
 def test_byte_reproducible_across_worker_counts_and_resumes(tmp_path):
     make(tmp_path / "a")
-    make(tmp_path / "b", "--workers", "2")
+    make(tmp_path / "b", "workers=2")
     assert tar_hashes(tmp_path / "a") == tar_hashes(tmp_path / "b")
     # Kill-and-resume: a shard never finished (no sidecar) and a leftover temporary file.
     victim = tmp_path / "a" / "train-000002.tar"
@@ -50,18 +50,18 @@ def test_byte_reproducible_across_worker_counts_and_resumes(tmp_path):
     assert read_manifest(tmp_path / "a")["splits"] == read_manifest(tmp_path / "b")["splits"]
     # Resuming into the folder with other parameters would mix two datasets' shards: refused, by name.
     os.remove(tmp_path / "a" / "train-000002.done.json")
-    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS[:-4], "--size", "48", "--maxcount", "20", "--out",
-                       str(tmp_path / "a")])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS[:-2], "img_size=48", "maxcount=20",
+                       f"out={tmp_path / 'a'}"])
     assert proc.returncode == 2 and "other parameters (changed: source.size)" in proc.stderr, proc.stderr
     assert not (tmp_path / "a" / "train-000002.done.json").exists()
 
 
 def test_two_ranks_produce_the_same_shards_as_one(tmp_path):
     make(tmp_path / "one")
-    first = make(tmp_path / "two", "--rank", "0", "--world", "2")
+    first = make(tmp_path / "two", "rank=0", "world=2")
     assert "manifest is written when the other ranks finish" in first.stderr
     assert not (tmp_path / "two" / "manifest.json").exists()
-    make(tmp_path / "two", "--rank", "1", "--world", "2")
+    make(tmp_path / "two", "rank=1", "world=2")
     assert tar_hashes(tmp_path / "one") == tar_hashes(tmp_path / "two")
     assert read_manifest(tmp_path / "one")["splits"] == read_manifest(tmp_path / "two")["splits"]
 
@@ -72,7 +72,7 @@ def test_verify_names_changed_shards_and_eval_dataset_checks_counts(tmp_path):
     data = bytearray(shard.read_bytes())
     data[-2000] ^= 0xFF
     shard.write_bytes(bytes(data))
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--verify", str(tmp_path / "s")])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "verify=true", f"out={tmp_path / 's'}"])
     assert proc.returncode == 2 and "val-000000.tar" in proc.stderr and "Traceback" not in proc.stderr
     # An index that disagrees with the manifest (a shard replaced after writing) is reported.
     index = json.loads((tmp_path / "s" / "test.wids.json").read_text())
@@ -87,10 +87,9 @@ def test_verify_names_changed_shards_and_eval_dataset_checks_counts(tmp_path):
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--num", "0", "--out", str(tmp_path)])
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --num must be at least 1, got 0"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS, "--rank", "3", "--world", "2", "--out",
-                       str(tmp_path)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "num=0", f"out={tmp_path}"])
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: num: expected a value ≥ 1, got 0"
+    proc = run_script([PYTHON, "pipelines/make_shards.py", *ARGS, "rank=3", "world=2", f"out={tmp_path}"])
     assert proc.returncode == 2 and "outside 0..1" in proc.stderr
 
 

@@ -17,14 +17,14 @@ CK_CLASSES = {"anger": "anger", "contempt": "contempt", "disgust": "disgust", "f
 
 
 def make(*args):
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "folder", *args])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=folder", *args])
     return proc
 
 
 def test_ckplus48_labels_counts_and_subject_disjoint_splits(shared_data, tmp_path):
     root = shared_data / "ckplus48" / "CK+48"
-    proc = make("--root", str(root), "--dataset", "ckplus48", "--subject-regex", r"^(S\d+)_", "--size", "48",
-                "--out", str(tmp_path / "ck"))
+    proc = make(f"root={root}", "dataset=ckplus48", r"subject_regex=^(S\d+)_", "img_size=48",
+                f"out={tmp_path / 'ck'}")
     assert proc.returncode == 0, proc.stderr
     manifest = read_manifest(tmp_path / "ck")
     splits = manifest["splits"]
@@ -65,7 +65,7 @@ def test_awkward_files_are_converted_or_rejected_with_reasons(tmp_path):
     rgb.save(good)
     (root / "sad" / "truncated.jpg").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     (root / "sad" / "notes.txt").write_text("not an image")
-    proc = make("--root", str(root), "--size", "32", "--out", str(tmp_path / "s"))
+    proc = make(f"root={root}", "img_size=32", f"out={tmp_path / 's'}")
     assert proc.returncode == 0, proc.stderr
     manifest = read_manifest(tmp_path / "s")
     rejects = [r for s in manifest["splits"].values() for r in s["rejects"]]
@@ -87,12 +87,17 @@ def test_awkward_files_are_converted_or_rejected_with_reasons(tmp_path):
 
 
 def test_bad_synthetic_parameters_are_one_line_user_errors():
-    from pfvit.data.sources.dispatch import SourceOptions, source_specs
+    from pfvit.config import load_config
+    from pfvit.data.sources.dispatch import source_specs
+    from pfvit.errors import ConfigError
+    from pfvit.schemas.shards import ShardsConfig
 
     with pytest.raises(UserError, match="at least 3 identities for disjoint train/val/test, got 2"):
-        source_specs(SourceOptions(num=20, identities=2))
+        source_specs(ShardsConfig(num=20, identities=2))
     with pytest.raises(UserError, match=r"disturbance strength must be in \[0, 1\], got 1.5"):
-        source_specs(SourceOptions(num=20, identities=6, disturbance=1.5))
+        source_specs(ShardsConfig(num=20, identities=6, disturbance=1.5))
+    with pytest.raises(ConfigError, match=r"disturbance: expected a value in \[0, 1\], got 1.5"):
+        load_config(ShardsConfig, overrides=["disturbance=1.5"])
 
 
 def test_unknown_class_folders_need_a_map(tmp_path):
@@ -104,15 +109,15 @@ def test_unknown_class_folders_need_a_map(tmp_path):
     for split in ("x", "y", "z"):
         (root / "happy").mkdir(exist_ok=True)
         crop.save(root / "happy" / f"{split}.png")
-    proc = make("--root", str(root), "--out", str(tmp_path / "s"))
+    proc = make(f"root={root}", f"out={tmp_path / 's'}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "class folders ['grumpy'] are no expression names; map them with --class-map grumpy=" in proc.stderr
-    proc = make("--root", str(root), "--class-map", "grumpy=anger", "--size", "16", "--out", str(tmp_path / "s"))
+    assert "class folders ['grumpy'] are no expression names; map them with class_map=grumpy=" in proc.stderr
+    proc = make(f"root={root}", "class_map=grumpy=anger", "img_size=16", f"out={tmp_path / 's'}")
     assert proc.returncode == 0, proc.stderr
     per_class = {n: sum(s["per_class"][n] for s in read_manifest(tmp_path / "s")["splits"].values())
                  for n in CANONICAL}
     assert per_class["anger"] == 1 and per_class["happy"] == 3
-    proc = make("--root", str(root), "--class-map", "grumpy=bored", "--out", str(tmp_path / "t"))
+    proc = make(f"root={root}", "class_map=grumpy=bored", f"out={tmp_path / 't'}")
     assert proc.returncode == 2 and "'bored' is not an expression" in proc.stderr
 
 
@@ -135,8 +140,8 @@ def test_rafdb_list_with_compound_label_bad_line_and_missing_file(tmp_path, shar
     lines += ["train_00011.jpg 9", "train_00012.jpg", "test_0003.jpg 4"]  # compound label, no label, no file
     (root / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "shards"
-    proc = run_script([PYTHON, "pipelines/make_shards.py", "--source", "rafdb", "--root", str(root), "--size", "64",
-                       "--out", str(out)])
+    proc = run_script([PYTHON, "pipelines/make_shards.py", "source=rafdb", f"root={root}", "img_size=64",
+                       f"out={out}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = read_manifest(out)
     splits = manifest["splits"]

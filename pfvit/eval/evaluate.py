@@ -105,7 +105,7 @@ def evaluate(cfg: EvalConfig) -> dict:
                **_selection(cfg.checkpoint)}
     if cfg.pokerface and run.is_main:
         metrics["pokerface"] = _pokerface(cfg, run.device)
-    if cfg.cam > 0 and run.is_main:
+    if cfg.cam and run.is_main:
         _cam_sheet(cfg, classifier, labels)
     if run.is_main:
         out = Path(cfg.out)
@@ -188,7 +188,7 @@ def _cam_sheet(cfg: EvalConfig, classifier: Classifier, labels: list[int]) -> No
     rows = {name: [] for name in classifier.class_names}
     for i, y in enumerate(labels):
         row = rows[classifier.class_names[y]]
-        if len(row) < cfg.cam:
+        if len(row) < cfg.cam_per_class:
             row.append(shards.sample(i)["jpg"])
     cam_sheet(classifier, rows, Path(cfg.out) / "cam.png", cfg.cam_method)
 

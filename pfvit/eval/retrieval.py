@@ -1,6 +1,6 @@
-"""Retrieve similar faces (faiss): a memory of classifier embeddings with keys, labels and sources, built from a
+"""Retrieve similar faces: a memory of classifier embeddings with keys, labels and sources, built from a
 shard split or a folder of photos / frames; queries return the top-k neighbours by cosine similarity, and a PNG
-sheet shows them. The memory folder holds ``index.faiss``, ``items.jsonl`` and ``meta.json``."""
+sheet shows them. The memory folder holds ``vectors.safetensors``, ``items.jsonl`` and ``meta.json``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from ..data.align import FaceAligner, align_to_template
 from ..data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from ..errors import UserError
 from ..inference import Classifier
-from ..resources import optional
 
 
 @dataclass
@@ -32,13 +31,13 @@ class MemoryItem:
 
 
 @torch.no_grad()
-def embed(classifier: Classifier, faces: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
-    """L2-normalised classifier features (N, D), float32, so that inner product = cosine similarity."""
+def embed(classifier: Classifier, faces: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+    """L2-normalised classifier features (N, D), float32 on the CPU, so that inner product = cosine similarity."""
     out = []
     for start in range(0, len(faces), batch_size):
         x = classifier.preprocess(list(faces[start:start + batch_size]))
         out.append(torch.nn.functional.normalize(classifier.features(x).float(), dim=-1).cpu())
-    return torch.cat(out).numpy().astype(np.float32)
+    return torch.cat(out)
 
 
 def shard_faces(shards: str | Path, split: str) -> Iterator[tuple[Image.Image, MemoryItem]]:
@@ -91,21 +90,21 @@ def query_faces(paths: Sequence[Path], aligner: FaceAligner | None, skipped: lis
 
 
 class FaceMemory:
-    def __init__(self, index, items: list[MemoryItem], meta: dict):
-        self.index, self.items, self.meta = index, items, meta
+    """L2-normalised embeddings (N, D) and their items. An exact search is one matrix product and a top-k: a
+    memory of a whole data set (AffectNet's 290 k faces at D = 768 are 0.9 GB of float32) needs no index library."""
+
+    VECTORS = "vectors.safetensors"
+
+    def __init__(self, vectors: torch.Tensor, items: list[MemoryItem], meta: dict):
+        self.vectors, self.items, self.meta = vectors, items, meta
 
     @classmethod
     def build(cls, classifier: Classifier, faces: Iterable[tuple[Image.Image, MemoryItem]], checkpoint: str = "",
               batch_size: int = 64) -> "FaceMemory":
-        faiss = optional("faiss")
-        index, items, batch = None, [], []
+        chunks, items, batch = [], [], []
 
         def flush():
-            nonlocal index
-            vectors = embed(classifier, [f for f, _ in batch], batch_size)
-            if index is None:
-                index = faiss.IndexFlatIP(vectors.shape[1])
-            index.add(vectors)
+            chunks.append(embed(classifier, [f for f, _ in batch], batch_size))
             items.extend(item for _, item in batch)
             batch.clear()
 
@@ -115,16 +114,18 @@ class FaceMemory:
                 flush()
         if batch:
             flush()
-        if index is None:
+        if not chunks:
             raise UserError("the memory would be empty: no face was found in the given source")
-        return cls(index, items, {"checkpoint": checkpoint, "count": len(items), "dim": index.d,
-                                  "img_size": classifier.img_size, "metric": "cosine"})
+        vectors = torch.cat(chunks)
+        return cls(vectors, items, {"checkpoint": checkpoint, "count": len(items), "dim": vectors.shape[1],
+                                    "img_size": classifier.img_size, "metric": "cosine"})
 
     def save(self, folder: str | Path) -> Path:
-        faiss = optional("faiss")
+        from safetensors.torch import save_file
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self.index, str(folder / "index.faiss"))
+        save_file({"vectors": self.vectors.contiguous()}, str(folder / self.VECTORS))
         with open(folder / "items.jsonl", "w") as fh:
             for item in self.items:
                 fh.write(json.dumps(asdict(item)) + "\n")
@@ -133,25 +134,33 @@ class FaceMemory:
 
     @classmethod
     def load(cls, folder: str | Path) -> "FaceMemory":
-        faiss = optional("faiss")
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         folder = Path(folder)
-        if not (folder / "index.faiss").is_file() or not (folder / "meta.json").is_file():
-            raise UserError(f"{folder} is not a face memory (no index.faiss / meta.json); build one first")
-        index = faiss.read_index(str(folder / "index.faiss"))
+        if not (folder / cls.VECTORS).is_file() or not (folder / "meta.json").is_file():
+            if (folder / "index.faiss").is_file():
+                raise UserError(f"{folder} is a face memory of an older pfvit (index.faiss); build it again")
+            raise UserError(f"{folder} is not a face memory (no {cls.VECTORS} / meta.json); build one first")
+        try:
+            vectors = load_file(str(folder / cls.VECTORS))["vectors"]
+        except (SafetensorError, KeyError, OSError) as err:
+            raise UserError(f"{folder / cls.VECTORS} cannot be read ({err}); build the memory again") from None
         items = [MemoryItem(**json.loads(line)) for line in open(folder / "items.jsonl")]
         meta = json.loads((folder / "meta.json").read_text())
-        if len(items) != index.ntotal:
-            raise UserError(f"{folder}: index has {index.ntotal} vectors but items.jsonl {len(items)} rows; rebuild it")
-        return cls(index, items, meta)
+        if len(items) != len(vectors):
+            raise UserError(f"{folder}: {len(vectors)} vectors but items.jsonl has {len(items)} rows; rebuild it")
+        return cls(vectors, items, meta)
 
     def search(self, classifier: Classifier, faces: Sequence[Image.Image], k: int = 5
                ) -> list[list[tuple[float, MemoryItem]]]:
-        vectors = embed(classifier, faces)
-        if vectors.shape[1] != self.index.d:
-            raise UserError(f"the classifier's features are {vectors.shape[1]}-d but the memory's {self.index.d}-d; "
-                            f"query with the checkpoint that built it ({self.meta.get('checkpoint')})")
-        scores, ids = self.index.search(vectors, min(k, self.index.ntotal))
-        return [[(float(s), self.items[i]) for s, i in zip(row_s, row_i) if i >= 0]
+        queries = embed(classifier, faces)
+        if queries.shape[1] != self.vectors.shape[1]:
+            raise UserError(f"the classifier's features are {queries.shape[1]}-d but the memory's "
+                            f"{self.vectors.shape[1]}-d; query with the checkpoint that built it "
+                            f"({self.meta.get('checkpoint')})")
+        scores, ids = (queries @ self.vectors.T).topk(min(k, len(self.items)), dim=1)  # cosine: both are unit
+        return [[(float(s), self.items[i]) for s, i in zip(row_s.tolist(), row_i.tolist())]
                 for row_s, row_i in zip(scores, ids)]
 
 

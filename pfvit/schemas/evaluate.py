@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from ..config import LegacySpelling, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from .choices import CamMethod, FRModel, NumClasses
 
 
@@ -30,9 +30,19 @@ class EvalConfig:
     # Identity of poker face vs input: the FR network's cosine (none: SSIM as a pixel-space proxy).
     fr_model: FRModel = "sface"
     fr_weights: Optional[str] = None  # fr_model=inception_resnet_v1: facenet-pytorch's VGGFace2 .pt
-    # CAM sheet (cam.png): this many faces of each true class, overlaid with the CAM of the predicted class.
-    cam: NonNegativeInt = 0
+    cam: bool = False  # a CAM sheet (cam.png): faces of each true class, overlaid with the predicted class's CAM
+    cam_per_class: PositiveInt = 4  # faces of each class on the CAM sheet
     cam_method: CamMethod = "gradcam++"  # the grad-cam package's method
+
+
+def _legacy_cam(value) -> list[str] | None:
+    """cam=N (faces per class, before cam became a switch as it is in predict.py) → cam=true cam_per_class=N."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return ["cam=true", f"cam_per_class={value}"] if value > 0 else ["cam=false"]
+
+
+EVAL_LEGACY = LegacySpelling(values={"cam": _legacy_cam})
 
 
 @dataclass

@@ -42,7 +42,7 @@ class FTOptimConfig:
     blr: PositiveFloat = 5e-4  # mae recipe: the base lr
     layer_decay: Annotated[float, Range(0, 1, lo_open=True)] = 0.75  # mae recipe: lr × decay per block from the top
     weight_decay: NonNegativeFloat = 0.05  # mae recipe: AdamW weight decay (not on norms, biases and tokens)
-    epochs: PositiveInt = 100  # passes over the training split
+    epochs: PositiveFloat = 100.0  # passes over the training split (a fraction ends mid-epoch)
     warmup_epochs: NonNegativeFloat = 5.0  # mae recipe: linear warm-up before the cosine
     min_lr: NonNegativeFloat = 1e-6  # mae recipe: the lr the cosine ends at
     plateau_patience: NonNegativeInt = 30  # paper recipe: epochs without improvement before the lr drops

@@ -72,7 +72,7 @@ class PFOptimConfig:
     # Before the game, D learns the K emotions (and "real") on this many batches of real training faces at d_lr: a D
     # that cannot yet tell expressions apart gives G no direction towards a neutral face (docs/decisions.md).
     d_warmup_steps: NonNegativeInt = 0
-    epochs: PositiveInt = 100  # passes over the training split
+    epochs: PositiveFloat = 100.0  # passes over the training split (a fraction ends mid-epoch)
     # plateau: the paper's constant lr, ×plateau_factor when the validation metric stalls; cosine: per-step linear
     # warm-up then a half cosine to min_lr (MAE's fine-tuning schedule), for both optimisers.
     schedule: Literal["plateau", "cosine"] = "plateau"

@@ -43,7 +43,7 @@ class PosterOptimConfig:
     weight_decay: NonNegativeFloat = 1e-4  # of the base optimizer
     sam_rho: Optional[PositiveFloat] = 0.05  # SAM's neighbourhood radius; null: plain optimizer steps
     gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.98  # ExponentialLR, stepped per epoch
-    epochs: PositiveInt = 200  # passes over the training split
+    epochs: PositiveFloat = 200.0  # passes over the training split (a fraction ends mid-epoch)
     max_steps: Optional[PositiveInt] = None  # stop after this many optimizer steps (demo, tests)
     clip_grad: Optional[PositiveFloat] = None  # gradient-norm clip; null: none
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Optional
 
-from ..config import PositiveFloat, PositiveInt, Range
+from ..config import LegacySpelling, PositiveFloat, PositiveInt, Range
 from .choices import CamMethod, Detector
 
 
@@ -20,8 +20,16 @@ class PredictConfig:
     fps: Optional[PositiveFloat] = None    # … or this many frames per second (overrides every)
     # Video: EMA weight of the past on a face track's probabilities (0: none).
     smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.6
-    pokerface: Optional[str] = None  # a PF-ViT checkpoint: poker face of every face
+    pokerface_checkpoint: Optional[str] = None  # a PF-ViT checkpoint: the poker face of every face
     cam: bool = False  # a class-activation map of every face
     cam_method: CamMethod = "gradcam++"  # the grad-cam package's method
     device: str = "auto"                 # auto: CUDA when there is one, else the CPU
     annotate: bool = True  # write each photo with its faces' boxes and labels drawn
+
+
+def _legacy_pokerface(value) -> list[str] | None:
+    """pokerface=PATH (before the key was renamed: evaluate.py's pokerface is a switch) → pokerface_checkpoint."""
+    return [f"pokerface_checkpoint={value}"] if isinstance(value, str) else None
+
+
+PREDICT_LEGACY = LegacySpelling(values={"pokerface": _legacy_pokerface})

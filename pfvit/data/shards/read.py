@@ -62,7 +62,7 @@ def split_index(shard_dir: str | Path, split: str) -> tuple[list[str], list[int]
                         labels.append(int(tar.extractfile(member).read()))
         except (tarfile.TarError, ValueError, OSError) as err:
             raise UserError(f"{url} cannot be read ({type(err).__name__}: {err}); re-create it with make_shards.py "
-                            "(make_shards.py --verify DIR lists the damaged shards)") from None
+                            "(make_shards.py verify=true out=DIR lists the damaged shards)") from None
     return keys, labels
 
 
@@ -171,7 +171,7 @@ class IndexedShards:
             self._ds = wids.ShardListDataset(str(index), localname=lambda url: url, keep=True, transformations=[])
         if len(self._ds) != entry["count"]:
             raise UserError(f"{index} lists {len(self._ds)} samples but the manifest counts {entry['count']}; "
-                            "the shards changed after they were written (run make_shards.py --verify)")
+                            "the shards changed after they were written (run make_shards.py verify=true out=DIR)")
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -197,7 +197,7 @@ class IndexedShards:
         except Exception as err:  # wids, tarfile, json and PIL each raise their own types for damaged bytes
             reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             raise UserError(f"sample {i} of {self.shard_of(i)} cannot be read ({reason}); re-create that shard "
-                            "(make_shards.py --verify DIR lists the damaged ones)") from None
+                            "(make_shards.py verify=true out=DIR lists the damaged ones)") from None
 
 
 class EvalDataset(IndexedShards):

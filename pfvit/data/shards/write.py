@@ -149,7 +149,7 @@ def _claim(out: Path, params: dict) -> None:
         changed = changed_keys(json.loads(path.read_text()), params, one_sided=True)
         if changed:
             raise UserError(f"{out} holds shards made with other parameters (changed: {', '.join(changed)}); "
-                            "delete the folder or choose another --out")
+                            "delete the folder or choose another out=")
         return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(params, indent=1, sort_keys=True))
@@ -164,7 +164,7 @@ def write_shards(out: str | Path, specs: Sequence[ShardSpec], *, maxcount: int =
     Returns the manifest, or ``None`` when other ranks still have shards to write.
     """
     if not 0 <= rank < world:
-        raise UserError(f"--rank {rank} is outside 0..{world - 1} (--world {world})")
+        raise UserError(f"rank={rank} is outside 0..{world - 1} (world={world})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _claim(out, {"source": source_info or {}, "maxcount": maxcount,

@@ -88,7 +88,7 @@ class AffectNetMaker:
             return Reject(item.key, item.source, item.error)
         if item.expression in NON_CLASS and not self.keep_unlabeled:
             return Reject(item.key, item.source, f"expression {item.expression} ({NON_CLASS[item.expression]}) is "
-                                                 "no emotion class (keep it as -1 with --keep-unlabeled)")
+                                                 "no emotion class (keep it as -1 with keep_unlabeled=true)")
         try:
             img = load_rgb(item.image)
         except FileNotFoundError:

@@ -173,7 +173,7 @@ def fer2013_csv_specs(csv_path: str | Path, size: int = 224, quality: int = 95, 
                       ferplus_mode: str = "majority") -> list[ShardSpec]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise UserError(f"--root {csv_path} is not a file (expected fer2013.csv)")
+        raise UserError(f"root={csv_path} is not a file (expected fer2013.csv)")
     joined = _read_ferplus(Path(ferplus)) if ferplus else None
     splits: dict[str, list[CsvRow]] = {s: [] for s in USAGE_SPLITS.values()}
     with open(csv_path, newline="") as fh:
@@ -272,7 +272,7 @@ def fer2013_folder_specs(roots: list[str | Path], size: int = 224, quality: int 
         elif root.is_dir():
             entries = [(str(p.relative_to(root)), None, 0, 0) for p in sorted(root.rglob("*")) if p.is_file()]
         else:
-            raise UserError(f"--root {root} is neither a folder nor a tar file")
+            raise UserError(f"root={root} is neither a folder nor a tar file")
         for name, archive, offset, sz in sorted(entries):
             parts = name.split("/")
             if len(parts) < 2:

@@ -1,9 +1,9 @@
 """Any ``ImageFolder``-style tree of pre-aligned faces (CK+48, FER2013's Kaggle folders, your own crops).
 
 ``ROOT/<class>/<file>`` with class folder names mapped to canonical labels (aliases such as ``angry`` or
-``sadness`` are understood; ``--class-map name=canonical`` adds more). When ``ROOT`` has ``train/`` (and ``val/``,
+``sadness`` are understood; ``class_map=name=canonical`` adds more). When ``ROOT`` has ``train/`` (and ``val/``,
 ``test/``) sub-folders those are the splits; otherwise a seeded split is drawn, by subject when a subject pattern
-is given (CK+'s ``S010_…`` file names: ``--subject-regex '^(S\\d+)_'``), so no person is in two splits.
+is given (CK+'s ``S010_…`` file names: ``subject_regex='^(S\\d+)_'``), so no person is in two splits.
 
 Pre-aligned mode: every image is decoded, EXIF-rotated, converted to RGB (grey, palette, RGBA, CMYK and 16-bit
 files included) and resized to the output size. An unreadable, empty or truncated file is rejected with its reason.
@@ -160,10 +160,10 @@ def parse_class_map(text: str | None) -> dict[str, str]:
     mapping = {}
     for part in filter(None, (text or "").split(",")):
         if "=" not in part:
-            raise UserError(f"--class-map entry {part!r} is not folder=class")
+            raise UserError(f"class_map entry {part!r} is not folder=class")
         folder, name = (s.strip() for s in part.split("=", 1))
         if name.lower() not in NAME_ALIASES:
-            raise UserError(f"--class-map {part!r}: {name!r} is not an expression; known: {', '.join(CANONICAL)}")
+            raise UserError(f"class_map {part!r}: {name!r} is not an expression; known: {', '.join(CANONICAL)}")
         mapping[folder] = name
     return mapping
 
@@ -185,7 +185,7 @@ def _scan(root: Path, class_map: dict[str, str], subject_regex: str | None, base
             items.append(FolderItem(str(file), str(file.relative_to(base)), label, class_dir.name, subject))
     if unknown:
         raise UserError(f"{root}: class folders {unknown} are no expression names; map them with "
-                        f"--class-map {unknown[0]}=<one of {', '.join(CANONICAL)}>")
+                        f"class_map={unknown[0]}=<one of {', '.join(CANONICAL)}>")
     if not items:
         raise UserError(f"{root} holds no class folders with files (expected ROOT/<class>/<image>)")
     return items
@@ -210,7 +210,7 @@ def folder_specs(root: str | Path, dataset: str = "folder", size: int = 224, qua
     one with ``faces="all"``); ``None``: the files are pre-aligned crops (resized)."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"--root {root} is not a folder")
+        raise UserError(f"root={root} is not a folder")
     class_map = class_map or {}
     split_roots = [root / s for s in SPLIT_DIRS if (root / s).is_dir()]
     if split_roots:

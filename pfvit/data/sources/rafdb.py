@@ -45,7 +45,7 @@ def rafdb_specs(root: str | Path, size: int = 224, quality: int = 95, images: st
     if images not in ("aligned", "original"):
         raise UserError(f"RAF-DB images must be 'aligned' or 'original', got {images!r}")
     if not (root / LIST_FILE).is_file():
-        raise UserError(f"{root / LIST_FILE} not found; --root must be RAF-DB's basic/ folder")
+        raise UserError(f"{root / LIST_FILE} not found; root must be RAF-DB's basic/ folder")
     splits: dict[str, list[FolderItem]] = {"train": [], "val": [], "test": []}
     for line_no, line in enumerate((root / LIST_FILE).read_text().splitlines(), start=1):
         if line.strip():

@@ -37,7 +37,7 @@ def synthetic_specs(num: int, identities: int, seed: int = 0, size: int = 224, q
     try:
         samples = synthetic_samples(num, identities, seed, disturbance=disturbance)
     except ValueError as err:  # the generator's own parameter checks, reported as one line like any user input
-        raise UserError(f"--source synthetic: {err}") from None
+        raise UserError(f"source=synthetic: {err}") from None
     maker = SyntheticSampleMaker(size, quality)
     return [ShardSpec(split, samples[split], maker,
                       extra={"identities": sorted({s.identity_id for s in samples[split]})}) for split in SPLITS]
