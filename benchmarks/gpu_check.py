@@ -372,7 +372,8 @@ class Check:
         from pfvit.eval.evaluate import evaluate
         from pfvit.schemas.evaluate import EvalConfig
         from pfvit.eval.retrieval import FaceMemory, shard_faces
-        from pfvit.inference import load_classifier, resolve_device
+        from pfvit.devices import resolve_device
+        from pfvit.inference import load_classifier
         from pfvit.predict import predict
         from pfvit.schemas.predict import PredictConfig
 

@@ -299,17 +299,23 @@ def save_config(cfg: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-# The folder above the package: a checkout or an editable install, where configs/ lives.
+# The folder above the package: a checkout or an editable install.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The shipped configs, package data of every install (a checkout's configs/ links here).
+PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 def find_config(path: str | Path) -> Path:
-    """A config file as given, or, when that does not exist and the path is relative, the same path under the
-    project root, so that ``--config configs/…`` works from any folder."""
+    """A config file as given; else, for a relative path, the same path under the project root, and
+    ``configs/<stage>/<name>.yaml`` among the shipped configs, so that ``--config configs/…`` works from any folder
+    and from a ``pip install``ed pfvit."""
     path = Path(path)
-    if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
-        return PROJECT_ROOT / path
-    return path
+    if path.exists() or path.is_absolute():
+        return path
+    candidates = [PROJECT_ROOT / path]
+    if path.parts[:1] == ("configs",):
+        candidates.append(PACKAGE_CONFIGS.joinpath(*path.parts[1:]))
+    return next((c for c in candidates if c.exists()), path)
 
 
 def _comment(line: str) -> str | None:

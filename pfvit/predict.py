@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from .data.align import FaceAligner
 from .data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from .errors import UserError
-from .inference import Classifier, load_classifier, resolve_device
+from .devices import resolve_device
+from .inference import Classifier, load_classifier
 from .models.registry import load_model
 from .schemas.predict import PredictConfig
 

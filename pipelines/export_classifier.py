@@ -1,28 +1,8 @@
-"""Export PF-ViT's classifier (encoder E, separator S, head C) for deployment; the generator and discriminator
-are dropped.
-
-    python pipelines/export_classifier.py checkpoint=runs/pfvit/best out=runs/pfvit/classifier
-
-Reads: a pfvit checkpoint (run.out/best or run.out/last of pfvit_train.py).
-Writes: out/ — a classifier checkpoint for evaluate.py, predict.py and pfvit.inference.load_classifier.
-"""
+"""Thin entry point of pfvit/cli/export_classifier.py (`pfvit export_classifier` runs the same): see --help."""
 
 import sys
 
-from pfvit.config import parse_stage_args
-from pfvit.errors import cli_entry
-from pfvit.schemas.pokerface import ExportConfig
-
-
-@cli_entry
-def main(argv=None) -> int:
-    cfg = parse_stage_args(ExportConfig, argv, __doc__)
-    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
-    from pfvit.export import export_classifier
-
-    print(f"exported {export_classifier(cfg.checkpoint, cfg.out)}")
-    return 0
-
+from pfvit.cli.export_classifier import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,31 +1,8 @@
-"""Stage 5: POSTER / POSTER++ / POSTER-Var heads on the papers' IR-50 + MobileFaceNet or on the pipeline's encoder.
-
-    accelerate launch pipelines/finetune_poster.py --config configs/finetune_poster/poster_pp.yaml \
-        model.ir50=pretrain/ir50.pth model.mobilefacenet=pretrain/mobilefacenet_model_best.pth.tar
-    python pipelines/finetune_poster.py --config configs/finetune_poster/demo_poster_var.yaml
-
-Reads: data.shards (train and val splits); model.ir50 / model.mobilefacenet (face backbone) or model.init (a MAE,
-ViT or PF-ViT checkpoint for the encoder backbone).
-Writes: run.out/best and run.out/last (classifier checkpoints; selection on the validation split only), state/,
-metrics.jsonl, loss.png, config.yaml, result.json. Evaluate with pipelines/evaluate.py checkpoint=run.out/best.
-"""
+"""Thin entry point of pfvit/cli/finetune_poster.py (`pfvit finetune_poster` runs the same): see --help."""
 
 import sys
 
-from pfvit.config import parse_stage_args
-from pfvit.errors import cli_entry
-from pfvit.schemas.poster import PosterConfig
-
-
-@cli_entry
-def main(argv=None) -> int:
-    cfg = parse_stage_args(PosterConfig, argv, __doc__, default_config="configs/finetune_poster/poster_pp.yaml")
-    # Imported after the parsing, so that --help, --print-config and a bad key answer without loading torch.
-    from pfvit.train.poster_train import train
-
-    train(cfg)
-    return 0
-
+from pfvit.cli.finetune_poster import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # docs/architecture.md's layers, bottom first: a module may import its own package and anything on a lower layer.
 LAYERS = [
     {"pfvit", "errors"},
-    {"labels", "config", "resources"},
+    {"labels", "config", "resources", "devices"},
     {"schemas"},
     {"checkpoint"},
     {"runtime"},
@@ -22,6 +22,8 @@ LAYERS = [
     {"eval"},
     {"train"},
     {"predict", "export", "report"},
+    {"cli"},
+    {"__main__"},
 ]
 LAYER = {part: i for i, parts in enumerate(LAYERS) for part in parts}
 

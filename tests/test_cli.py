@@ -3,7 +3,9 @@ with each key's choices, bounds and description from its schema; --print-config 
 
 import dataclasses
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import typing
@@ -221,3 +223,44 @@ def test_a_stage_imports_no_optional_feature_until_it_is_used():
                       "pfvit.eval.evaluate, pfvit.predict; print(sorted(m for m in ('torchmetrics', 'scipy', "
                       "'transformers', 'pytorch_grad_cam', 'peft', 'h5py') if m in sys.modules))")
     assert printed.strip() == "[]"
+
+
+def test_the_pfvit_command_runs_every_stage_and_lists_them():
+    from pfvit.cli import STAGES as COMMANDS
+
+    assert sorted(COMMANDS) == sorted(name[:-3] for name in SCRIPTS)
+    proc = subprocess.run([sys.executable, "-m", "pfvit"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and all(f"  {stage} " in proc.stdout for stage in COMMANDS)
+    proc = subprocess.run([sys.executable, "-m", "pfvit", "finetune-vit", "--print-config"], capture_output=True,
+                          text=True, timeout=120, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert yaml.safe_load(proc.stdout) == to_dict(load_config(_schema(STAGES["finetune_vit.py"][0]),
+                                                              ROOT / "configs/finetune_vit/paper.yaml"))
+    proc = subprocess.run([sys.executable, "-m", "pfvit", "finetune"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown stage 'finetune'; stages: make_shards")
+
+
+def test_a_pip_installed_pfvit_finds_its_configs_and_weights_outside_the_repository(tmp_path):
+    """A wheel built from the package (not an editable install) and put on the path of a folder with no
+    configs/: the console script runs, and a stage's default config resolves from the package data."""
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "pfvit", source / "pfvit", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "wheel")],
+                   check=True, capture_output=True, timeout=300)
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), *map(str, (tmp_path / "wheel").glob("*.whl"))],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    proc = subprocess.run([str(site / "bin" / "pfvit"), "pfvit_train", "--print-config"], capture_output=True,
+                          text=True, timeout=120, cwd=where, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert yaml.safe_load(proc.stdout)["run"]["out"] == "runs/pfvit_vit_tiny"
+    printed = subprocess.run([sys.executable, "-c", "import pfvit, pfvit.resources as r; print(pfvit.__file__); "
+                              "print(r.shipped_file('fer_emotion_model.hdf5'))"], capture_output=True, text=True,
+                             timeout=120, cwd=where, env=env).stdout.split()
+    assert all(Path(p).is_relative_to(site) for p in printed), printed

@@ -117,10 +117,11 @@ def detector_copy(image: Image.Image, detector: str) -> tuple[Image.Image, float
 
 class FaceAligner:
     """Detect faces (``detector``: MTCNN or YuNet) and align them. ``keep``: the largest face or every face; faces
-    whose box is smaller than ``min_face`` pixels or whose score is below ``min_probability`` are not kept."""
+    whose box is smaller than ``min_face`` pixels or whose score is below ``min_probability`` are not kept.
+    ``device`` (MTCNN's): auto is CUDA when there is one."""
 
     def __init__(self, size: int = 224, keep: Literal["largest", "all"] = "largest", min_face: int = 20,
-                 min_probability: float = 0.9, device: str = "cpu", detector: str = "mtcnn"):
+                 min_probability: float = 0.9, device: str = "auto", detector: str = "mtcnn"):
         if keep not in ("largest", "all"):
             raise ValueError(f"keep must be 'largest' or 'all', got {keep!r}")
         if detector not in DETECTORS:
@@ -130,7 +131,9 @@ class FaceAligner:
         if detector == "mtcnn":
             from facenet_pytorch import MTCNN
 
-            self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=device)
+            from ..devices import resolve_device
+
+            self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=resolve_device(device))
         else:
             import cv2
 

@@ -28,7 +28,7 @@ from PIL import Image
 from ..data.shards import EvalDataset
 from ..data.transforms import denormalize, eval_transform
 from ..errors import UserError
-from ..inference import resolve_device
+from ..devices import resolve_device
 from ..labels import NEUTRAL
 from ..models.registry import load_model
 from .plots import image_grid
@@ -73,16 +73,17 @@ def _mean(values: torch.Tensor) -> float | None:
 
 @torch.no_grad()
 def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, judge=None, fr=None,
-                      device: str | torch.device = "cpu", limit: int | None = None,
+                      device: str | torch.device = "auto", limit: int | None = None,
                       sheet: str | Path | None = None, sheet_rows: int = 8) -> dict:
     """The measures above for ``split`` of ``shards`` (the first ``limit`` samples when given). ``model`` is a
     :class:`~pfvit.models.pfvit.PokerFaceViT`; ``judge`` a :class:`~pfvit.inference.Classifier` whose class 0 is
     neutral; ``fr`` a :class:`~pfvit.models.facerec.FrozenFaceEmbedder`. ``sheet``: a PNG of input | poker face
-    | reconstruction (| true neutral), expressive faces first.
+    | reconstruction (| true neutral), expressive faces first. ``device``: auto is CUDA when there is one.
 
     Over every face: the reconstruction's PSNR and MSE vs the input, identity. Over the expressive faces: every
     ``*_vs_twin*`` measure and the judge's neutral shares of poker faces and inputs. Over the neutral faces (whose
     twin is the input): ``*_neutral_inputs``, the poker face and the reconstruction against the input."""
+    device = resolve_device(device)
     model = model.to(device).eval()
     transform = eval_transform(model.img_size)
     data = EvalDataset(shards, split, lambda s: s)

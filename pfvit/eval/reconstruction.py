@@ -14,6 +14,7 @@ import torch
 
 from ..data.shards import IndexedShards
 from ..data.transforms import denormalize, eval_transform
+from ..devices import resolve_device
 from .plots import image_grid
 
 
@@ -35,9 +36,11 @@ def masked_psnr(images: torch.Tensor, target: torch.Tensor, region: torch.Tensor
 def mae_reconstruction_metrics(model, shards: str, split: str = "test", *, train_split: str = "train",
                                mask_ratio: float = 0.75, limit: int | None = 512, seed: int = 0,
                                batch_size: int = 64, sheet: str | Path | None = None,
-                               device: str | torch.device = "cpu") -> dict:
+                               device: str | torch.device = "auto") -> dict:
     """PSNR of ``model``'s reconstruction of the masked patches of ``split`` (fixed, seeded masks) and of the mean
-    ``train_split`` face on the same patches; ``sheet``: a PNG of input | masked | reconstruction | pasted."""
+    ``train_split`` face on the same patches; ``sheet``: a PNG of input | masked | reconstruction | pasted.
+    ``device``: auto is CUDA when there is one."""
+    device = resolve_device(device)
     model = model.to(device).eval()
     size = model.img_size
     mean_face = denormalize(_images(shards, train_split, size, 4096)).mean(0, keepdim=True).to(device)

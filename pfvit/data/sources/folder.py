@@ -136,7 +136,9 @@ class AligningMaker:
         if isinstance(img, Reject):
             return img
         if self._aligner is None:
-            self._aligner = FaceAligner(self.size, keep=self.faces, min_face=self.min_face, detector=self.detector)
+            # On the CPU whatever the machine: shards are byte-reproducible, and GPU kernels may move a landmark.
+            self._aligner = FaceAligner(self.size, keep=self.faces, min_face=self.min_face, device="cpu",
+                                        detector=self.detector)
         try:
             faces = self._aligner(img)
         except ValueError as err:  # too small for detection, or landmarks without a geometry
