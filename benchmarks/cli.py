@@ -41,6 +41,7 @@ def main() -> None:
     torch_import = seconds([sys.executable, "-c", "import torch"], args.runs, ROOT)
     commands = {f"{script.name} --help": [sys.executable, f"pipelines/{script.name}", "--help"]
                 for script in sorted((ROOT / "pipelines").glob("*.py"))}
+    commands["pfvit --help (every stage listed)"] = [sys.executable, "-m", "pfvit", "--help"]
     for stage in ("mae_pretrain", "finetune", "pfvit_train", "poster_train"):
         commands[f"import pfvit.train.{stage}"] = [sys.executable, "-c", f"import pfvit.train.{stage}"]
     rows = []
@@ -48,8 +49,11 @@ def main() -> None:
         now = seconds(command, args.runs, ROOT)
         row = [what, f"{now:.2f}", f"{now / torch_import:.2f}"]
         if args.before is not None:
-            then = seconds(command, args.runs, args.before)
-            row += [f"{then:.2f}", f"{then / now:.1f}×"]
+            try:
+                then = seconds(command, args.runs, args.before)
+                row += [f"{then:.2f}", f"{then / now:.1f}×"]
+            except subprocess.CalledProcessError:  # a command the other checkout does not have
+                row += ["—", "—"]
         rows.append(row)
         print(" | ".join(row), flush=True)
     header = ["command", "seconds", "/ import torch"]

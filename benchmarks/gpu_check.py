@@ -343,7 +343,7 @@ class Check:
         if self.dry:
             text = subprocess.run([*args[:2], "-n", *args[2:]], cwd=ROOT, capture_output=True, text=True,
                                   timeout=120).stdout
-            wanted = ("--size 112", "model.arch=vit_small", "--mixed_precision bf16", f"{accelerate} launch")
+            wanted = ("img_size=112", "model.arch=vit_small", "--mixed_precision bf16", f"{accelerate} launch")
             problems = [f"missing {w!r}" for w in wanted if w not in text]
             problems += [f"sets up a venv ({w!r})" for w in ("-m venv", "pip install") if w in text]
             self.row("demo", "make -n demo DEMO_SCALE=gpu (commands only)",

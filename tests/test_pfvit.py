@@ -159,7 +159,7 @@ def test_the_documented_paper_commands_select_inception_resnet_v1_from_fr_weight
 
     weights = tmp_path / "vggface2.pt"
     torch.save(InceptionResnetV1(pretrained=None, classify=False).state_dict(), weights)
-    for text in ((ROOT / "README.md").read_text(), (ROOT / "pipelines" / "pfvit_train.py").read_text()):
+    for text in ((ROOT / "README.md").read_text(), (ROOT / "pfvit" / "cli" / "pfvit_train.py").read_text()):
         start = text.index("pipelines/pfvit_train.py --config configs/pfvit/vit_base.yaml")
         line = text[start:].replace("\\\n", " ").split("\n", 1)[0]  # one logical command line
         words = shlex.split(line)
