@@ -406,11 +406,12 @@ class LegacySpelling:
     """What a script accepted before every script took ``key=value``, translated for one release with a
     deprecation line: ``--some-flag VALUE`` (or ``--some-flag=VALUE``) is ``some_flag=VALUE`` unless ``renamed``
     names its key (or a function from VALUE to the overrides that mean it now); a flag of a bool key is
-    ``key=true``; a flag of a list key takes the values up to the next flag; bare words fill the ``positional`` keys in order, a list key taking the rest. ``values`` maps a key to a function
-    from an old value (parsed) to the overrides that mean it now, or None where the value is already current."""
+    ``key=true``; a flag of a list key takes the values up to the next flag; bare words fill the ``positional``
+    keys in order, a list key taking the rest. ``values`` maps a key to a function from an old value (parsed) to
+    the overrides that mean it now, or None where the value is already current."""
 
     positional: tuple[str, ...] = ()
-    renamed: dict[str, str] = dataclasses.field(default_factory=dict)
+    renamed: dict[str, Any] = dataclasses.field(default_factory=dict)
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def translate(self, schema: type, argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -438,31 +439,23 @@ class LegacySpelling:
                 out += argv[i:i + 2]
                 i += 1
             elif token.startswith("-") and not _FLOAT.fullmatch(token):  # a flag, not a negative number
-                name, has_value, inline = token.partition("=")
+                name, has_value, raw = token.partition("=")
                 key = self.renamed.get(name, name.lstrip("-").replace("-", "_"))
                 tp = hints.get(key) if isinstance(key, str) else str
-                if callable(key) and (has_value or i + 1 < len(argv)):
-                    if not has_value:
-                        inline, i = argv[i + 1], i + 1
-                    out += key(inline)
-                    old.append(token)
-                    i += 1
-                    continue
-                if has_value:
-                    raw: Any = inline
-                elif tp is not None and _accepts(tp, bool) and not _accepts(tp, str):
-                    raw = True
-                elif tp is not None and _accepts(tp, list):
-                    raw = []
-                    while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
-                        raw.append(argv[i + 1])
+                if not has_value:
+                    if _accepts(tp, bool) and not _accepts(tp, str):
+                        raw = True
+                    elif _accepts(tp, list):
+                        raw = []
+                        while i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                            raw.append(argv[i + 1])
+                            i += 1
+                    elif i + 1 < len(argv):
+                        raw = argv[i + 1]
                         i += 1
-                elif i + 1 < len(argv):
-                    raw = argv[i + 1]
-                    i += 1
-                else:
-                    raise ConfigError(f"option {name} needs a value (write {key}=VALUE)")
-                out.append(override(key, raw))
+                    else:
+                        raise ConfigError(f"option {name} needs a value (see --help for the key=value spelling)")
+                out += key(raw) if callable(key) else [override(key, raw)]
                 old.append(token)
             elif "=" not in token and positional:
                 key = positional[0]
