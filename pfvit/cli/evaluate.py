@@ -20,4 +20,3 @@ def main(argv=None) -> int:
 
     evaluate(cfg)
     return 0
-

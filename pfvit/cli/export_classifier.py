@@ -20,4 +20,3 @@ def main(argv=None) -> int:
 
     print(f"exported {export_classifier(cfg.checkpoint, cfg.out)}")
     return 0
-

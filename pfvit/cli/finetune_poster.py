@@ -23,4 +23,3 @@ def main(argv=None) -> int:
 
     train(cfg)
     return 0
-

@@ -21,4 +21,3 @@ def main(argv=None) -> int:
 
     train(cfg)
     return 0
-

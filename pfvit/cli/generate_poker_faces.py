@@ -24,4 +24,3 @@ def main(argv=None) -> int:
                                    limit=cfg.limit, batch_size=cfg.batch_size, device=cfg.device)
     print(f"{summary['generated']} poker faces in {cfg.out} ({len(summary['skipped'])} files skipped)")
     return 0
-

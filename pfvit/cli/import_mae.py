@@ -22,4 +22,3 @@ def main(argv=None) -> int:
     report = import_official_mae(cfg.checkpoint, cfg.out, cfg.arch, cfg.img_size)
     print(f"{cfg.checkpoint}: {report}; wrote {cfg.out}/checkpoint and {cfg.out}/encoder")
     return 0
-

@@ -30,4 +30,3 @@ def main(argv=None) -> int:
     print(f"{cfg.checkpoint}: loaded {report['loaded']} tensors, left {report['unused']} unused "
           f"({', '.join(report['unused_examples'])}); wrote {cfg.out}")
     return 0
-

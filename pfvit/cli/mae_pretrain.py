@@ -20,4 +20,3 @@ def main(argv=None) -> int:
 
     train(cfg)
     return 0
-

@@ -52,4 +52,3 @@ def main(argv=None) -> int:
         log_line(f"{split}: {entry['count']} samples in {len(entry['shards'])} shard(s), "
                  f"{entry['rejected']} rejected {entry['reject_reasons'] or ''}")
     return 0
-

@@ -26,4 +26,3 @@ def main(argv=None) -> int:
     print(f"{counts['images']} images, {counts['videos']} videos ({counts['frames']} frames): {counts['faces']} "
           f"faces, {counts['no_face']} without a face, {counts['errors']} unreadable")
     return 0
-

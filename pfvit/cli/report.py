@@ -21,4 +21,3 @@ def main(argv=None) -> int:
     md, page = write_report(cfg)
     print(f"wrote {md} and {page}")
     return 0
-

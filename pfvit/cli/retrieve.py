@@ -65,4 +65,3 @@ def main(argv=None) -> int:
     neighbour_sheet(queries, results, out / "neighbours.png")
     print(f"{len(queries)} query faces → {out}/results.jsonl, {out}/neighbours.png; {len(skipped)} inputs skipped")
     return 0
-

@@ -16,4 +16,3 @@ def main(argv=None) -> int:
     group_photo(cfg.seed, cfg.num_faces).save(cfg.out)
     print(f"wrote {cfg.out}")
     return 0
-

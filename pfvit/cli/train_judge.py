@@ -24,4 +24,3 @@ def main(argv=None) -> int:
     print(f"judge in {result['out']}: val accuracy {result['val_accuracy']:.4f} "
           f"({result['train_samples']} training faces)")
     return 0
-
