@@ -293,6 +293,12 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     return _build(schema, values)
 
 
+def make_config(schema: type[T], **values: Any) -> T:
+    """A config from Python values (a section as a dict), checked as the command line checks them:
+    ``make_config(PredictConfig, checkpoint="fer-mini-xception", cam=True)``."""
+    return _build(schema, _deep_merge(to_dict(schema()), values))
+
+
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML; :func:`load_config` of that file gives back an equal config."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from .config import make_config
 from .data.align import FaceAligner
 from .data.sources.folder import IMAGE_SUFFIXES, load_rgb
-from .errors import UserError
 from .devices import resolve_device
+from .errors import UserError
 from .inference import Classifier, load_classifier
 from .models.registry import load_model
 from .schemas.predict import PredictConfig
@@ -135,7 +136,13 @@ def annotate(image: Image.Image, faces: list[dict]) -> Image.Image:
 
 
 class Predictor:
-    def __init__(self, cfg: PredictConfig):
+    """Faces and expressions of one image at a time, as predict.py finds them:
+    ``Predictor(checkpoint="fer-mini-xception").faces("photo.jpg")`` is a list of records (box, detection score,
+    label, probability, every class's probability). Keys as predict.py's (``device``, ``detector``, ``cam``,
+    ``pokerface_checkpoint``, …), or a whole :class:`PredictConfig`."""
+
+    def __init__(self, cfg: PredictConfig | None = None, **keys):
+        cfg = cfg if cfg is not None else make_config(PredictConfig, **keys)
         if not cfg.checkpoint:
             raise UserError("checkpoint=PATH is required (any pfvit classifier checkpoint)")
         self.cfg = cfg
@@ -148,9 +155,12 @@ class Predictor:
             self.poker = load_model(cfg.pokerface_checkpoint, expected="pfvit").to(self.device).eval()
         self.out = Path(cfg.out)
 
-    def faces(self, image: Image.Image, name: str) -> list[dict]:
-        """Every face of an image: box, detection score, label, probability and all class probabilities; poker
-        face and CAM files when asked."""
+    def faces(self, image: Image.Image | str | Path, name: str | None = None) -> list[dict]:
+        """Every face of an image (or of an image file): box, detection score, label, probability and all class
+        probabilities; poker face and CAM files when asked, named after ``name`` (default: the file's stem)."""
+        if not isinstance(image, Image.Image):
+            image, name = load_rgb(str(image)), name or Path(image).stem
+        name = name or "image"
         aligned = self.aligner(image)
         if not aligned:
             return []

@@ -193,6 +193,19 @@ def test_the_python_api_is_exported_and_import_pfvit_stays_light():
         pfvit.nothing
 
 
+def test_python_keys_are_checked_as_the_command_line_checks_them():
+    from pfvit import Predictor
+    from pfvit.config import make_config
+    from pfvit.schemas.finetune import FinetuneConfig
+
+    with pytest.raises(ConfigError, match=r"detector: expected one of 'mtcnn' \| 'yunet', got 'haar'"):
+        Predictor(checkpoint="runs/x/best", detector="haar")  # refused before anything loads
+    cfg = make_config(FinetuneConfig, optim={"lr": 3e-4}, run={"out": "runs/x"})
+    assert (cfg.optim.lr, cfg.run.out, cfg.optim.epochs) == (3e-4, "runs/x", FinetuneConfig().optim.epochs)
+    with pytest.raises(ConfigError, match="unknown config key 'optim.learning_rate'"):
+        make_config(FinetuneConfig, optim={"learning_rate": 1})
+
+
 def test_evaluation_goes_beside_its_checkpoint_and_metrics_are_rounded():
     from pfvit.eval.evaluate import default_out
     from pfvit.eval.metrics import rounded

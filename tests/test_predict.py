@@ -81,6 +81,20 @@ def test_photos_give_one_prediction_per_face_with_files(shared_data, checkpoints
         assert Image.open(face["pokerface"]).size == (64, 64) and Image.open(face["cam"]).size == (64, 64)
 
 
+def test_the_predictor_takes_predict_keys_and_returns_one_record_per_face(shared_data, checkpoints):
+    from pfvit import Predictor
+
+    predictor = Predictor(checkpoint=str(checkpoints[0]), device="cpu")
+    photo = shared_data / "face-photos" / "facenet-pytorch/data/multiface.jpg"
+    faces = predictor.faces(photo)
+    assert len(faces) == PHOTOS["facenet-pytorch/data/multiface.jpg"]
+    for face in faces:
+        assert set(face) == {"face", "box", "detection", "label", "probability", "probabilities"}
+        assert face["probability"] == max(face["probabilities"].values())
+        assert face["label"] in face["probabilities"] and abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert [f["box"] for f in predictor.faces(Image.open(photo).convert("RGB"))] == [f["box"] for f in faces]
+
+
 def test_video_from_photos_gives_per_frame_rows_in_order(shared_data, checkpoints, tmp_path):
     import cv2
 
