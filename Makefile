@@ -251,8 +251,8 @@ clean-demo:
 	rm -rf $(DEMO) $(DEMO_SHARDS)/*.tar $(DEMO_SHARDS)/*.json $(DEMO_SHARDS)/make_args.txt
 
 # ---- GPU readiness (benchmarks/gpu_check.py) ------------------------------------------------------------------
-# Here: `make gpu-wheels` downloads the packages a GPU image lacks (pinned by constraints.txt) into .whl/ for
-# Python 3.12; there: `make gpu-check` installs them without an index and runs the check (~8 min on one H100/H200)
+# Here: `make gpu-wheels` builds wheels of the pure-Python packages a GPU image lacks (pinned by constraints.txt)
+# into .whl/; there: `make gpu-check` installs them without an index and runs the check (~8 min on one H100/H200)
 # under that machine's own python3. `.venv/bin/python benchmarks/gpu_check.py --dry-run` is the toy CPU version.
 GPU_WHEELS ?= .whl
 GPU_PYTHON ?= python3

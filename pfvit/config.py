@@ -376,10 +376,9 @@ def describe(cfg: Any, prefix: str = "") -> list[str]:
 def require(cfg: Any, *names: str) -> None:
     """One line naming the first of ``names`` left empty, with the key's description, e.g. ``checkpoint=… is
     required (a released .pth)``."""
-    docs = field_docs(type(cfg))
     for name in names:
-        if getattr(cfg, name) in ("", None, []):
-            raise ConfigError(f"{name}=… is required ({docs.get(name, 'see --help')})")
+        if getattr(cfg, name) in ("", None, []):  # the source is read for the description only when it is needed
+            raise ConfigError(f"{name}=… is required ({field_docs(type(cfg)).get(name, 'see --help')})")
 
 
 def _example(cfg: Any, prefix: str = "") -> str | None:

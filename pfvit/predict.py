@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .config import make_config
+from .config import make_config, require
 from .data.align import FaceAligner
 from .data.sources.folder import IMAGE_SUFFIXES, load_rgb
 from .devices import resolve_device
@@ -143,8 +143,7 @@ class Predictor:
 
     def __init__(self, cfg: PredictConfig | None = None, **keys):
         cfg = cfg if cfg is not None else make_config(PredictConfig, **keys)
-        if not cfg.checkpoint:
-            raise UserError("checkpoint=PATH is required (any pfvit classifier checkpoint)")
+        require(cfg, "checkpoint")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.classifier: Classifier = load_classifier(cfg.checkpoint).to(self.device)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import require
 from ..data.shards import EvalDataset, check_shard_files, read_manifest, split_index
 from ..errors import UserError
 from ..data.transforms import imagenet_preprocess
@@ -85,8 +86,7 @@ def split_metrics(run: Run, module: torch.nn.Module, names: list[str], data, spl
 
 
 def evaluate(cfg: EvalConfig) -> dict:
-    if not cfg.checkpoint:
-        raise UserError("checkpoint=PATH is required (a fine-tuned or exported classifier folder)")
+    require(cfg, "checkpoint")
     if cfg.out is None:  # before Run saves the config, so that config.yaml holds where this run went
         cfg.out = str(default_out(cfg.checkpoint, cfg.split))
     run = Run(RunConfig(out=cfg.out), cfg, "evaluate")
