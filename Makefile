@@ -13,7 +13,7 @@ ARGS ?=
 DOTTED := $(foreach v,$(.VARIABLES),$(if $(and $(findstring .,$(v)),$(filter command line,$(origin $(v)))),$(v)=$($(v))))
 STAGE_ARGS = $(DOTTED) $(ARGS)
 
-DEMO_PHONY := demo fer2013 clean-demo pfvit-study clean-study
+DEMO_PHONY := demo fer2013 fer2013-cpu clean-demo pfvit-study clean-study
 .PHONY: setup test $(DEMO_PHONY)
 
 setup: $(STAMP)
@@ -65,6 +65,8 @@ RUN_STAGE = $(if $(strip $(ACCELERATE_ARGS)),$(ACCELERATE) launch $(ACCELERATE_A
 # the shards, an earlier stage), so DIR — made from the old inputs — is cleared and the stage starts over; when the
 # target is missing (a first or an interrupted run) DIR stays and the stage resumes from its last state.
 AFRESH = $(if $(wildcard $@),echo "$@ is older than $?: clearing $(1) to redo it" && rm -rf $(1) &&)
+# $(call TIMED,RUN,NAME,COMMAND): COMMAND, then its wall seconds in RUN/times/NAME.txt (the report's stage table).
+TIMED = mkdir -p $(1)/times && s=$$(date +%s) && $(3) && echo $$(( $$(date +%s) - s )) > $(1)/times/$(2).txt
 # $(call PARAMS,FILE,TEXT): FILE holds TEXT and gets a new mtime only when TEXT changes, so that targets made from
 # make variables (DEMO_SIZE, DATA, …) depend on their values.
 define PARAMS
@@ -82,24 +84,28 @@ endef
 POKER_LIMIT ?= 1000
 define CHAIN
 $(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
-	$$(call AFRESH,$(2)/mae) $$(RUN_STAGE) pipelines/mae_pretrain.py --config configs/mae_pretrain/$(1).yaml data.shards=$(3) \
-		run.out=$(2)/mae model.img_size=$(4) $$($(1)_MAE_ARGS) $$($(1)_ARGS) $$(STAGE_ARGS)
+	$$(call AFRESH,$(2)/mae) $$(call TIMED,$(2),mae,$$(RUN_STAGE) pipelines/mae_pretrain.py \
+		--config configs/mae_pretrain/$(1).yaml data.shards=$(3) run.out=$(2)/mae model.img_size=$(4) \
+		$$($(1)_MAE_ARGS) $$($(1)_ARGS) $$(STAGE_ARGS))
 
 $(2)/vit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/finetune_vit/$(1).yaml
-	$$(call AFRESH,$(2)/vit) $$(RUN_STAGE) pipelines/finetune_vit.py --config configs/finetune_vit/$(1).yaml data.shards=$(3) \
-		model.init=$(2)/mae/checkpoint run.out=$(2)/vit $$($(1)_ARGS) $$(STAGE_ARGS)
+	$$(call AFRESH,$(2)/vit) $$(call TIMED,$(2),vit,$$(RUN_STAGE) pipelines/finetune_vit.py \
+		--config configs/finetune_vit/$(1).yaml data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/vit \
+		$$($(1)_ARGS) $$(STAGE_ARGS))
 
 $(2)/pfvit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/pfvit/$(1).yaml
-	$$(call AFRESH,$(2)/pfvit) $$(RUN_STAGE) pipelines/pfvit_train.py --config configs/pfvit/$(1).yaml data.shards=$(3) \
-		model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit $$($(1)_ARGS) $$(STAGE_ARGS)
+	$$(call AFRESH,$(2)/pfvit) $$(call TIMED,$(2),pfvit,$$(RUN_STAGE) pipelines/pfvit_train.py \
+		--config configs/pfvit/$(1).yaml data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit \
+		$$($(1)_ARGS) $$(STAGE_ARGS))
 
 $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(2)/pfvit/$(6) out=$(2)/pfvit/classifier
 
 # POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
 $(2)/%/$(6)/meta.json: $(2)/pfvit/$(6)/meta.json configs/finetune_poster/$(1)_%.yaml
-	$$(call AFRESH,$(2)/$$*) $$(RUN_STAGE) pipelines/finetune_poster.py --config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) \
-		model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* $$($(1)_ARGS) $$(STAGE_ARGS)
+	$$(call AFRESH,$(2)/$$*) $$(call TIMED,$(2),$$*,$$(RUN_STAGE) pipelines/finetune_poster.py \
+		--config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* \
+		$$($(1)_ARGS) $$(STAGE_ARGS))
 
 $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/vit/$(6) shards=$(3) split=$(5) out=$(2)/vit/eval_$(5)
@@ -116,7 +122,8 @@ $(2)/poster_pp/eval_$(5)/metrics.json: $(2)/poster_pp/$(6)/meta.json
 $(2)/poster_var/eval_$(5)/metrics.json: $(2)/poster_var/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_var/$(6) shards=$(3) split=$(5) out=$(2)/poster_var/eval_$(5)
 
-$(2)/report.md: $(foreach m,vit pfvit poster_pp poster_var,$(2)/$(m)/eval_$(5)/metrics.json) $$($(1)_REPORT_DEPS)
+$(2)/report.md: $(foreach m,$(or $($(1)_MODELS),vit pfvit poster_pp poster_var),$(2)/$(m)/eval_$(5)/metrics.json) \
+		$$($(1)_REPORT_DEPS)
 	$$(PY) pipelines/report.py run=$(2) split=$(5) checkpoint=$(6) "title=$$($(1)_TITLE)"
 endef
 
@@ -178,6 +185,21 @@ $(eval $(call SHARDS,$(FER_SHARDS),$(FER_SHARD_ARGS)))
 
 $(eval $(call CHAIN,fer2013,$(FER),$(FER_SHARDS),$(FER_SIZE),val,last))
 
+# ---- make fer2013-cpu DATA=…: FER2013 at its native 48 px on this 2-core CPU, at most 120 minutes (issue 25) --------
+# shards → MAE (ViT-T/8, labels unused) → ViT baseline → PF-ViT, each evaluated on PublicTest from last/ (a fixed
+# schedule, no selection on it) → FER_CPU/report.md. The recipes are the study's (configs/*/fer2013_cpu.yaml).
+FER_CPU ?= runs/fer2013_cpu
+FER_CPU_SHARDS ?= shards/fer2013_48
+fer2013_cpu_ARGS = $(FER_ARGS)
+fer2013_cpu_MODELS = vit pfvit
+fer2013_cpu_TITLE = pfvit on FER2013 at 48 px on a 2-core CPU (train → PublicTest, last/)
+
+fer2013-cpu: setup $(FER_CPU)/report.md
+	@echo "fer2013-cpu done: open $(FER_CPU)/report.html; numbers go to docs/results.md"
+
+$(eval $(call SHARDS,$(FER_CPU_SHARDS),$(subst img_size=$(FER_SIZE),img_size=48,$(FER_SHARD_ARGS))))
+$(eval $(call CHAIN,fer2013_cpu,$(FER_CPU),$(FER_CPU_SHARDS),48,val,last))
+
 # ---- make pfvit-study: PF-ViT shown working on calm synthetic faces (issue 20), one hour on a 2-core CPU --------
 # shards (and a judge's shards of other identities) → judge CNN → PF-ViT-ready MAE → ViT baseline and PF-ViT for
 # each seed → evaluations (poker-face measures against the true twins, judged by the CNN) → STUDY/report.md.
@@ -191,8 +213,6 @@ STUDY_SIZE ?= 32
 STUDY_JUDGE_IDENTITIES ?= 800
 STUDY_SEEDS ?= 1 2
 STUDY_ARGS ?=
-# $(call TIMED,NAME,COMMAND): COMMAND, then its wall seconds in STUDY/times/NAME.txt (the report's stage table).
-TIMED = mkdir -p $(STUDY)/times && s=$$(date +%s) && $(2) && echo $$(( $$(date +%s) - s )) > $(STUDY)/times/$(1).txt
 
 pfvit-study: setup $(STUDY)/report.md
 	@echo "pfvit-study done: open $(STUDY)/report.html (or report.md); numbers go to docs/results.md"
@@ -206,12 +226,12 @@ STUDY_JUDGE_SHARD_ARGS = source=synthetic seed=1 num=$(STUDY_NUM) identities=$(S
 $(eval $(call SHARDS,$(STUDY_JUDGE_SHARDS),$(STUDY_JUDGE_SHARD_ARGS)))
 
 $(STUDY)/judge/meta.json: $(STUDY_JUDGE_SHARDS)/manifest.json
-	$(call TIMED,judge,$(PY) pipelines/train_judge.py shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge img_size=$(STUDY_SIZE))
+	$(call TIMED,$(STUDY),judge,$(PY) pipelines/train_judge.py shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge img_size=$(STUDY_SIZE))
 $(STUDY)/judge/eval_test/metrics.json: $(STUDY)/judge/meta.json $(STUDY_SHARDS)/manifest.json
 	$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/judge shards=$(STUDY_SHARDS) split=test out=$(STUDY)/judge/eval_test
 
 $(STUDY)/mae/checkpoint/meta.json: $(STUDY_SHARDS)/manifest.json configs/mae_pretrain/study.yaml
-	$(call AFRESH,$(STUDY)/mae) $(call TIMED,mae,$(RUN_STAGE) pipelines/mae_pretrain.py \
+	$(call AFRESH,$(STUDY)/mae) $(call TIMED,$(STUDY),mae,$(RUN_STAGE) pipelines/mae_pretrain.py \
 		--config configs/mae_pretrain/study.yaml data.shards=$(STUDY_SHARDS) run.out=$(STUDY)/mae \
 		model.img_size=$(STUDY_SIZE) $(STUDY_ARGS) $(STAGE_ARGS))
 $(STUDY)/mae/eval_test/metrics.json: $(STUDY)/mae/checkpoint/meta.json
@@ -220,14 +240,14 @@ $(STUDY)/mae/eval_test/metrics.json: $(STUDY)/mae/checkpoint/meta.json
 # $(call STUDY_SEED,SUFFIX,SEED): the ViT baseline and PF-ViT of one seed, from the same MAE, and their evaluations.
 define STUDY_SEED
 $(STUDY)/vit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/finetune_vit/study.yaml
-	$$(call AFRESH,$(STUDY)/vit$(1)) $$(call TIMED,vit$(1),$$(RUN_STAGE) pipelines/finetune_vit.py \
+	$$(call AFRESH,$(STUDY)/vit$(1)) $$(call TIMED,$(STUDY),vit$(1),$$(RUN_STAGE) pipelines/finetune_vit.py \
 		--config configs/finetune_vit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
 		run.out=$(STUDY)/vit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
 $(STUDY)/vit$(1)/eval_test/metrics.json: $(STUDY)/vit$(1)/best/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/vit$(1)/best shards=$(STUDY_SHARDS) split=test \
 		out=$(STUDY)/vit$(1)/eval_test
 $(STUDY)/pfvit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/pfvit/study.yaml
-	$$(call AFRESH,$(STUDY)/pfvit$(1)) $$(call TIMED,pfvit$(1),$$(RUN_STAGE) pipelines/pfvit_train.py \
+	$$(call AFRESH,$(STUDY)/pfvit$(1)) $$(call TIMED,$(STUDY),pfvit$(1),$$(RUN_STAGE) pipelines/pfvit_train.py \
 		--config configs/pfvit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
 		run.out=$(STUDY)/pfvit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
 $(STUDY)/pfvit$(1)/classifier/meta.json: $(STUDY)/pfvit$(1)/best/meta.json
