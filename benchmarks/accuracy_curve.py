@@ -1,0 +1,69 @@
+"""Accuracy against CPU-minutes of chain runs (``make fer2013-cpu`` and its variants): for each model of each run,
+the validation accuracy logged at every epoch end (on FER2013 that split is PublicTest; it is logged, never used to
+choose a checkpoint) against the wall minutes spent so far, the MAE's included (``RUN/times/mae.txt``). Prints a
+table and writes one PNG with a curve per run and model.
+
+    python benchmarks/accuracy_curve.py runs/fer2013_cpu [RUN ...] [--models vit pfvit] [--png docs/fer2013_cpu_curve.png]
+
+A variant run (another lever) is one more RUN folder laid out the same way; its label is the folder's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import markdown_table
+from pfvit.runtime import read_metrics
+
+
+def stage_minutes(run: Path, name: str) -> float:
+    """Wall minutes of a stage as the Makefile timed it; 0 for a stage that was not timed (reused from elsewhere)."""
+    path = run / "times" / f"{name}.txt"
+    return float(path.read_text()) / 60 if path.exists() else 0.0
+
+
+def curve(run: Path, model: str) -> list[tuple[int, float, float]]:
+    """(step, minutes since the MAE began, val accuracy) at each validation of ``run/model``."""
+    start = stage_minutes(run, "mae")
+    records = read_metrics(run / model / "metrics.jsonl") if (run / model / "metrics.jsonl").exists() else []
+    return [(r["step"], start + r["time"] / 60, r["val_accuracy"]) for r in records if "val_accuracy" in r]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--models", nargs="+", default=["vit", "pfvit"])
+    parser.add_argument("--png", type=Path, default=Path("docs/fer2013_cpu_curve.png"))
+    args = parser.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, fig = [], plt.figure(figsize=(6.5, 4), dpi=110)
+    ax = fig.gca()
+    for run in args.runs:
+        for model in args.models:
+            points = curve(run, model)
+            if not points:
+                print(f"{run}/{model}: no validation records in metrics.jsonl; skipped")
+                continue
+            rows += [[run.name, model, step, f"{minutes:.1f}", f"{100 * acc:.1f}"] for step, minutes, acc in points]
+            ax.plot([p[1] for p in points], [100 * p[2] for p in points], marker="o", label=f"{run.name} {model}")
+    if not rows:
+        raise SystemExit("no run had validation records: give run folders of make fer2013-cpu (RUN/vit, RUN/pfvit)")
+    print(markdown_table(["run", "model", "step", "minutes (MAE included)", "val accuracy %"], rows))
+    ax.set_xlabel("minutes on this machine, MAE included")
+    ax.set_ylabel("val accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    args.png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.png)
+    print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()
