@@ -6,7 +6,7 @@ import json
 from pfvit.checkpoint import read_meta
 from pfvit.models.registry import load_model
 from pfvit.runtime import read_metrics
-from conftest import BIN, run_script
+from conftest import BIN, run_main, run_script
 
 COMMON = ["pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/demo.yaml", "model.img_size=32",
           "data.batch_size=8", "data.num_workers=0", "data.shuffle_buffer=50", "run.log_every=2", "vis_every=100"]
@@ -135,3 +135,28 @@ def test_accelerates_info_lines_stay_out_of_the_log(tmp_path, caplog):
     chatter = [r.getMessage() for r in caplog.records
                if r.name.startswith("accelerate") and r.levelno < logging.WARNING]
     assert not chatter, chatter[:3]
+
+
+def test_the_weight_average_is_what_gets_validated_and_saved(synthetic_shards, tmp_path):
+    """optim.ema_decay: training follows the same trajectory, and best/ and last/ hold the average, which a small
+    decay keeps close to the trained weights and a large one keeps away from them."""
+    import torch
+    from safetensors.torch import load_file
+
+    def finetune(name, *extra):
+        code, err, _ = run_main("pipelines/finetune_vit.py", [
+            "--config", "configs/finetune_vit/short.yaml", f"data.shards={synthetic_shards}",
+            f"run.out={tmp_path / name}", "model.img_size=32", "model.patch_size=16", "model.num_classes=8",
+            "model.init=null", "data.batch_size=16", "data.num_workers=0", "optim.epochs=1", *extra])
+        assert code == 0, err[-2000:]
+        state = sorted((tmp_path / name / "state").iterdir())[-1]
+        return load_file(tmp_path / name / "last" / "model.safetensors"), load_file(state / "model.safetensors")
+
+    plain, plain_state = finetune("plain")
+    slow, slow_state = finetune("slow", "optim.ema_decay=0.9")
+    fast, _ = finetune("fast", "optim.ema_decay=1e-6")
+    assert all(torch.equal(plain_state[k], slow_state[k]) for k in plain_state)  # the same training
+    assert all(torch.equal(plain[k], plain_state[k]) for k in plain)  # without it last/ is the trained weights
+    distance = lambda a: sum((a[k] - plain[k]).abs().sum().item() for k in plain)  # noqa: E731
+    assert distance(fast) < 1e-3 * distance(slow)
+    assert distance(slow) > 0

@@ -48,6 +48,9 @@ class FTOptimConfig:
     plateau_patience: NonNegativeInt = 30  # paper recipe: epochs without improvement before the lr drops
     plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1  # paper recipe: the lr's drop
     clip_grad: Optional[PositiveFloat] = None  # gradient-norm clip; null: none
+    # Decay of an exponential moving average of the weights (timm ModelEmaV3, with its warm-up), which is what gets
+    # validated and saved in best/ and last/; null: off. A resumed run restarts the average from the resumed weights.
+    ema_decay: Optional[Annotated[float, Range(0, 1, lo_open=True, hi_open=True)]] = None
     max_steps: Optional[PositiveInt] = None  # stop after this many optimizer steps (demo, tests)
 
 

@@ -172,17 +172,20 @@ class ClassifierTask(Task):
     ``cfg`` has ``run``, ``model.num_classes``, ``model.img_size``, ``data`` (:class:`ClassifierDataConfig`),
     ``aug`` (mixup / cutmix), ``optim`` (``clip_grad``) and ``select_metric``. ``loss_fn(model, images, target)`` →
     loss, where ``target`` is class indices or (B, K) distributions (mixup, FER+ votes); ``label_smoothing`` is
-    mixup's. ``sam_rho``: sharpness-aware minimisation. Writes ``OUT/best`` and ``OUT/last`` (``model_name``
+    mixup's. ``sam_rho``: sharpness-aware minimisation. ``ema_decay``: validate and save an exponential moving
+    average of the weights instead of the weights themselves. Writes ``OUT/best`` and ``OUT/last`` (``model_name``
     checkpoints) and ``loss.png``."""
 
     validates = True
 
     def __init__(self, run: Run, cfg, model: nn.Module, *, model_name: str, model_config: dict, init_info: dict,
                  plan: SamplingPlan, optimizer, schedule: LRSchedule, loss_fn: Callable, transform, title: str,
-                 label_smoothing: float = 0.0, sam_rho: float | None = None, timm_layout: bool = False):
+                 label_smoothing: float = 0.0, sam_rho: float | None = None, ema_decay: float | None = None,
+                 timm_layout: bool = False):
         self.run, self.cfg, self.model, self.optimizer, self.schedule = run, cfg, model, optimizer, schedule
         self.model_name, self.model_config, self.init_info, self.plan = model_name, model_config, init_info, plan
         self.loss_fn, self.transform, self.name, self.sam_rho = loss_fn, transform, title, sam_rho
+        self.ema_decay, self.ema = ema_decay, None
         self.timm_layout = timm_layout  # a timm ViT: its checkpoints also get timm's config.json
         self.names = class_names(cfg.model.num_classes)
         self.mixup = Mixup(mixup_alpha=cfg.aug.mixup, cutmix_alpha=cfg.aug.cutmix, label_smoothing=label_smoothing,
@@ -192,6 +195,16 @@ class ClassifierTask(Task):
     def prepare(self, run: Run, resumed: bool) -> None:
         self.model, self.optimizer = run.accelerator.prepare(self.model, self.optimizer)
         self.unwrapped = run.accelerator.unwrap_model(self.model)
+
+    def start(self, run: Run, resumed: bool) -> None:
+        if self.ema_decay is not None:
+            from timm.utils import ModelEmaV3
+
+            # The average is not part of the training state (accelerate would pickle it): a resumed run restarts it
+            # from the resumed weights, with the warm-up that lets it follow them quickly.
+            self.ema = ModelEmaV3(self.unwrapped, decay=self.ema_decay, use_warmup=True).requires_grad_(False)
+            if resumed:
+                run.info("optim.ema_decay: the weight average restarts from the resumed weights")
 
     def summary(self) -> str:
         return (f"{self.name}: {self.cfg.model.num_classes} classes, lr {self.schedule.lr:.3g}, "
@@ -217,15 +230,19 @@ class ClassifierTask(Task):
                                    hint="lower optim.lr or set optim.clip_grad")
         return {"loss": loss}, images.shape[0]
 
+    def after_step(self, step: int, final: bool) -> None:
+        if self.ema is not None:
+            self.ema.update(self.unwrapped, step=step)
+
     def validate(self, progress: Progress) -> float:
         cfg = self.cfg
-        metrics = split_metrics(self.run, self.unwrapped, self.names, cfg.data,
-                                selection_split(cfg.data), self.val_index)
+        evaluated = self.unwrapped if self.ema is None else self.ema.module
+        metrics = split_metrics(self.run, evaluated, self.names, cfg.data, selection_split(cfg.data), self.val_index)
 
         def save(name: str, metrics: dict) -> None:
             if self.run.is_main:
                 files = {"config.json": timm_config(self.model_config, self.names)} if self.timm_layout else None
-                save_checkpoint(self.run.out / name, self.unwrapped, name=self.model_name, config=self.model_config,
+                save_checkpoint(self.run.out / name, evaluated, name=self.model_name, config=self.model_config,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
                                 extra=classifier_extra(metrics, cfg, self.init_info), files=files)
 

@@ -97,5 +97,5 @@ def train(cfg: FinetuneConfig) -> dict:
                           optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
                           transform=train_transform(cfg.model.img_size, cfg.aug),
                           title=f"ViT baseline {cfg.model.arch} ({cfg.optim.recipe} recipe)",
-                          label_smoothing=cfg.aug.label_smoothing, timm_layout=True)
+                          label_smoothing=cfg.aug.label_smoothing, ema_decay=cfg.optim.ema_decay, timm_layout=True)
     return fit(run, task, steps)
