@@ -11,6 +11,7 @@ A variant run (another lever) is one more RUN folder laid out the same way; its 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from common import markdown_table
@@ -44,14 +45,17 @@ def main() -> None:
 
     rows, fig = [], plt.figure(figsize=(6.5, 4), dpi=110)
     ax = fig.gca()
+    # Each run is labelled by its path below the runs' common folder (two variants of one name stay apart).
+    common = Path(os.path.commonpath([run.resolve() for run in args.runs]))
     for run in args.runs:
+        label = str(run.resolve().relative_to(common)) if len(args.runs) > 1 else run.name
         for model in args.models:
             points = curve(run, model)
             if not points:
                 print(f"{run}/{model}: no validation records in metrics.jsonl; skipped")
                 continue
-            rows += [[run.name, model, step, f"{minutes:.1f}", f"{100 * acc:.1f}"] for step, minutes, acc in points]
-            ax.plot([p[1] for p in points], [100 * p[2] for p in points], marker="o", label=f"{run.name} {model}")
+            rows += [[label, model, step, f"{minutes:.1f}", f"{100 * acc:.1f}"] for step, minutes, acc in points]
+            ax.plot([p[1] for p in points], [100 * p[2] for p in points], marker="o", label=f"{label} {model}")
     if not rows:
         raise SystemExit("no run had validation records: give run folders of make fer2013-cpu (RUN/vit, RUN/pfvit)")
     print(markdown_table(["run", "model", "step", "minutes (MAE included)", "val accuracy %"], rows))
