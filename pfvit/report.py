@@ -67,7 +67,8 @@ def collect(cfg: ReportConfig) -> list[tuple]:
         params = sum(p.numel() for p in clf.model.parameters()) / 1e6
         speed = images_per_second(clf, cfg.speed_batch, cfg.speed_repeats)
         chance = 1 / len(m["class_names"])
-        if m.get("selected_on") == cfg.split:  # the paper protocol: selected on the reported split
+        # The paper protocol: selected on the reported split (a last/ checkpoint is selected on nothing).
+        if cfg.checkpoint != "last" and m.get("selected_on") == cfg.split:
             title = f"{title} — paper protocol, selected on {cfg.split}"
         rows.append([title, f"{m['accuracy']:.3f}", f"{m['mean_class_accuracy']:.3f}", f"{m['macro_f1']:.3f}",
                      f"{chance:.3f}", str(m["num_samples"]), f"{params:.2f}", f"{speed:.1f}",

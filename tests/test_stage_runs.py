@@ -160,3 +160,27 @@ def test_the_weight_average_is_what_gets_validated_and_saved(synthetic_shards, t
     distance = lambda a: sum((a[k] - plain[k]).abs().sum().item() for k in plain)  # noqa: E731
     assert distance(fast) < 1e-3 * distance(slow)
     assert distance(slow) > 0
+
+
+def test_last_is_selected_on_nothing_and_only_a_selected_checkpoint_is_labelled_paper_protocol(synthetic_shards,
+                                                                                               tmp_path):
+    """Under data.protocol=paper best/ is selected on the test split and its report says so; last/ is the
+    schedule's end whatever the protocol, so neither its record nor a report of it claims a selection."""
+    run = tmp_path / "run"
+    code, err, _ = run_main("pipelines/finetune_vit.py", [
+        "--config", "configs/finetune_vit/short.yaml", f"data.shards={synthetic_shards}", f"run.out={run / 'vit'}",
+        "model.img_size=32", "model.patch_size=16", "model.num_classes=8", "model.init=null", "data.batch_size=32",
+        "data.num_workers=0", "optim.epochs=1", "data.protocol=paper"])
+    assert code == 0, err[-2000:]
+    best, last = (read_meta(run / "vit" / name)["extra"] for name in ("best", "last"))
+    assert best["selected_on"] == "test" and best["protocol"].startswith("paper protocol")
+    assert last["selected_on"] is None and last["protocol"].startswith("not selected")
+    for name in ("best", "last"):
+        code, err, _ = run_main("pipelines/evaluate.py", [f"checkpoint={run / 'vit' / name}",
+                                                          f"shards={synthetic_shards}", "split=test",
+                                                          f"out={run / 'vit' / 'eval_test'}", "num_workers=0"])
+        assert code == 0, err[-2000:]
+        code, err, _ = run_main("pipelines/report.py", [f"run={run}", "split=test", f"checkpoint={name}",
+                                                        "speed_repeats=1"])
+        assert code == 0, err[-2000:]
+        assert ("paper protocol, selected on test" in (run / "report.md").read_text()) == (name == "best"), name

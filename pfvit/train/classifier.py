@@ -134,12 +134,16 @@ def protocol_label(data: ClassifierDataConfig) -> str:
             if data.protocol == "paper" else f"held-out protocol: selected on {data.val_split!r}")
 
 
-def classifier_extra(metrics: dict, cfg, init_info: dict) -> dict:
-    """The ``extra`` of a classifier checkpoint: its normalisation (what ``load_classifier`` applies at the
-    model's ``img_size``), validation numbers, training config and initialisation."""
+def classifier_extra(metrics: dict, cfg, init_info: dict, checkpoint: str) -> dict:
+    """The ``extra`` of a classifier checkpoint (``best`` or ``last``): its normalisation (what ``load_classifier``
+    applies at the model's ``img_size``), validation numbers, how it was selected, training config and
+    initialisation. ``last`` is the schedule's end, selected on nothing, whatever the protocol."""
+    selected = checkpoint != "last"
+    protocol = (protocol_label(cfg.data) if selected else
+                f"not selected: the last epoch of a fixed schedule (val numbers on {selection_split(cfg.data)!r})")
     return {"preprocess": imagenet_preprocess(), "val": {k: metrics[k] for k in VAL_KEYS},
-            "selected_on": selection_split(cfg.data),
-            "protocol": protocol_label(cfg.data), "train_config": to_dict(cfg), **init_info}
+            "selected_on": selection_split(cfg.data) if selected else None,
+            "protocol": protocol, "train_config": to_dict(cfg), **init_info}
 
 
 def select_and_save(run: Run, progress: Progress, metrics: dict, select_metric: str, save) -> float:
@@ -244,7 +248,7 @@ class ClassifierTask(Task):
                 files = {"config.json": timm_config(self.model_config, self.names)} if self.timm_layout else None
                 save_checkpoint(self.run.out / name, evaluated, name=self.model_name, config=self.model_config,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
-                                extra=classifier_extra(metrics, cfg, self.init_info), files=files)
+                                extra=classifier_extra(metrics, cfg, self.init_info, name), files=files)
 
         return select_and_save(self.run, progress, metrics, cfg.select_metric, save)
 

@@ -302,7 +302,7 @@ class PFViTTask(Task):
             if run.is_main:
                 save_checkpoint(run.out / name, self.unwrapped, name="pfvit", config=self.mconfig,
                                 label_names=self.names, step=progress.step, data_manifest=str(cfg.data.shards),
-                                extra=classifier_extra(metrics, cfg, self.init_info))
+                                extra=classifier_extra(metrics, cfg, self.init_info, name))
 
         score = select_and_save(run, progress, metrics, cfg.select_metric, save)
         if run.is_main:
