@@ -36,6 +36,24 @@ def images_per_second(clf, batch: int, repeats: int) -> float:
     return batch * repeats / (time.perf_counter() - start)
 
 
+def poker_blocks(poker: dict) -> list:
+    """The poker-face section: what the measures mean depends on whether the shards carry true neutral twins (the
+    synthetic faces) or not (real faces: fidelity, identity and the judge are all there is to measure)."""
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in poker.items()
+            if not isinstance(v, (dict, list))]
+    if poker.get("has_twins", True):
+        text = ("PSNR / SSIM against each face's true neutral twin: a poker face should be closer to the twin than "
+                "the expressive input is where the two differ (`poker_closer_to_twin_than_input_in_expression_region`), "
+                "and closer than the reconstruction from the same generator "
+                "(`poker_closer_to_twin_than_reconstruction`).")
+    else:
+        text = ("These faces have no true neutral twins, so whether the expression was removed is measured by the "
+                "judge alone (`judge_neutral_poker` against `judge_neutral_input`: the share of poker faces and of "
+                "their inputs it calls neutral), whether the person was kept by `identity` (poker face against input, by `identity_measure`), and G's fidelity by "
+                "`psnr_reconstruction_vs_input`.")
+    return [("h2", "Poker faces (PF-ViT)"), ("p", text), ("table", ["measure", "value"], rows)]
+
+
 def _latest(folder: Path, pattern: str) -> Optional[Path]:
     found = sorted(folder.glob(pattern))
     return found[-1] if found else None
@@ -81,21 +99,16 @@ def collect(cfg: ReportConfig) -> list[tuple]:
                           "images/s", "checkpoint"], rows)]
     poker = next((m["pokerface"] for name, _, m in found if "pokerface" in m), None)
     if poker is not None:
-        prow = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in poker.items()
-                if not isinstance(v, (dict, list))]
-        blocks += [("h2", "Poker faces (PF-ViT)"),
-                   ("p", "PSNR / SSIM against each face's true neutral twin: a poker face should be closer to the twin "
-                         "than the expressive input is where the two differ "
-                         "(`poker_closer_to_twin_than_input_in_expression_region`), and closer than the reconstruction "
-                         "from the same generator (`poker_closer_to_twin_than_reconstruction`)."),
-                   ("table", ["measure", "value"], prow)]
+        blocks += poker_blocks(poker)
     blocks += study_blocks(run, cfg.split)
     pictures = [(run / "mae" / f"eval_{cfg.split}" / "reconstructions.png",
                  f"MAE reconstructions of {cfg.split} faces (input | masked | reconstruction | pasted)"),
                 (_latest(run / "mae" / "reconstructions", "*.png"),
                  "MAE reconstructions during training (input | masked | reconstruction | pasted)"),
                 (_latest(run / "pfvit" / "samples", "*.png"), "PF-ViT samples during training"),
-                (run / "pfvit" / f"eval_{cfg.split}" / "pokerface.png", "Poker faces with their true neutral twins")]
+                (run / "pfvit" / f"eval_{cfg.split}" / "pokerface.png",
+                 "Poker faces with their true neutral twins" if poker is None or poker.get("has_twins", True)
+                 else "Poker faces (input | poker face | reconstruction)")]
     for name, title, _ in found:
         pictures.append((run / name / f"eval_{cfg.split}" / "confusion.png", f"{title}: confusion matrix"))
     for name, title in (("mae", "MAE"), *MODELS):

@@ -184,3 +184,16 @@ def test_last_is_selected_on_nothing_and_only_a_selected_checkpoint_is_labelled_
                                                         "speed_repeats=1"])
         assert code == 0, err[-2000:]
         assert ("paper protocol, selected on test" in (run / "report.md").read_text()) == (name == "best"), name
+
+
+def test_a_report_of_twinless_poker_faces_does_not_describe_twins():
+    """Real faces (FER2013) have no neutral twins: their report must not describe twin measures it lacks."""
+    from pfvit.report import poker_blocks
+
+    def text(blocks):
+        return " ".join(str(b[1]) for b in blocks if b[0] == "p")
+
+    with_twins = text(poker_blocks({"has_twins": True, "samples": 8}))
+    without = text(poker_blocks({"has_twins": False, "samples": 8, "judge_neutral_poker": 0.1}))
+    assert "true neutral twin" in with_twins
+    assert "twin" not in without.replace("no true neutral twins", "") and "judge_neutral_poker" in without
