@@ -80,10 +80,12 @@ def main() -> None:
                         help="overrides of the recipe for every variant (before the variant's own)")
     parser.add_argument("--out", type=Path, default=Path("runs/fer2013_levers"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--png", type=Path, default=Path("docs/fer2013_levers.png"))
+    parser.add_argument("--png", type=Path, default=None,
+                        help="the curve's PNG (default: OUT/epochs_E/levers.png; docs/ only when asked)")
     args = parser.parse_args()
 
     root = args.out / f"epochs_{args.epochs:g}"
+    png = args.png or root / "levers.png"
     for name in args.variants:
         run_variant(root, name, VARIANTS[name], args)
     rows = []
@@ -97,7 +99,7 @@ def main() -> None:
     print(markdown_table(["variant", "change", "MAE min", "fine-tune min", "PublicTest acc %", "mean class acc %",
                           "macro-F1 %"], rows))
     subprocess.run([sys.executable, str(Path(__file__).with_name("accuracy_curve.py")),
-                    *[str(root / name) for name in args.variants], "--models", "vit", "--png", str(args.png)],
+                    *[str(root / name) for name in args.variants], "--models", "vit", "--png", str(png)],
                    check=True)
 
 
