@@ -43,14 +43,14 @@ def poker_blocks(poker: dict) -> list:
             if not isinstance(v, (dict, list))]
     if poker.get("has_twins", True):
         text = ("PSNR / SSIM against each face's true neutral twin: a poker face should be closer to the twin than "
-                "the expressive input is where the two differ (`poker_closer_to_twin_than_input_in_expression_region`), "
-                "and closer than the reconstruction from the same generator "
-                "(`poker_closer_to_twin_than_reconstruction`).")
+                "the expressive input is where the two differ "
+                "(`poker_closer_to_twin_than_input_in_expression_region`), and closer than the reconstruction from "
+                "the same generator (`poker_closer_to_twin_than_reconstruction`).")
     else:
         text = ("These faces have no true neutral twins, so whether the expression was removed is measured by the "
                 "judge alone (`judge_neutral_poker` against `judge_neutral_input`: the share of poker faces and of "
-                "their inputs it calls neutral), whether the person was kept by `identity` (poker face against input, by `identity_measure`), and G's fidelity by "
-                "`psnr_reconstruction_vs_input`.")
+                "their inputs it calls neutral), whether the person was kept by `identity` (poker face against "
+                "input, by `identity_measure`), and G's fidelity by `psnr_reconstruction_vs_input`.")
     return [("h2", "Poker faces (PF-ViT)"), ("p", text), ("table", ["measure", "value"], rows)]
 
 
