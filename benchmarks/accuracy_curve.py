@@ -43,7 +43,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, fig = [], plt.figure(figsize=(6.5, 4), dpi=110)
+    rows, fig = [], plt.figure(figsize=(9, 4), dpi=110)
     ax = fig.gca()
     # Each run is labelled by its path below the runs' common folder (two variants of one name stay apart).
     common = Path(os.path.commonpath([run.resolve() for run in args.runs]))
@@ -62,10 +62,11 @@ def main() -> None:
     ax.set_xlabel("minutes on this machine, MAE included")
     ax.set_ylabel("val accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # beside the axes, not on them: with a dozen runs an inner legend hides points
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     args.png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.png)
+    fig.savefig(args.png, bbox_inches="tight")
     print(f"wrote {args.png}")
 
 
