@@ -13,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WIDS_CACHE", "/tmp/_wids_cache_pfvit_tests")
+# `make test` runs the suite on pytest-xdist workers, one per core: each worker, and every stage it launches,
+# computes on one thread, since two workers of two threads each on two cores slow each other down (torch reads
+# OMP_NUM_THREADS when it is first imported, which is after this file).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +33,16 @@ def run_script(args: list[str], cwd: Path = ROOT, env: dict | None = None, timeo
     """Run a command with the test interpreter's environment; returns CompletedProcess (text)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port no one listens on, for ``accelerate launch --main_process_port``: two multi-process launches on
+    different pytest workers must not both take accelerate's default port."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_main(script: str, args: list[str]) -> tuple[int, str, str]:

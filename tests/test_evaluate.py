@@ -15,7 +15,7 @@ from pfvit.models.vit import build_vit
 from pfvit.checkpoint import save_checkpoint
 from pfvit.train.finetune import make_optimizer
 from pfvit.schemas.finetune import FTOptimConfig
-from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, run_script
+from conftest import BIN, PYTHON, SMALL_VIT, classifier_checkpoint, free_port, run_script
 
 
 def test_image_grid_enlarges_small_tiles_by_a_whole_factor_and_keeps_their_pixels(tmp_path):
@@ -120,7 +120,8 @@ def test_evaluation_is_exact_and_identical_on_one_and_two_processes(synthetic_sh
               "batch_size=6", "num_workers=0"]
     one = run_script([PYTHON, *common, f"out={tmp_path / 'one'}"])
     assert one.returncode == 0, one.stderr[-2000:]
-    two = run_script([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", *common,
+    two = run_script([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+                      "--main_process_port", str(free_port()), *common,
                       f"out={tmp_path / 'two'}"], env={"ACCELERATE_USE_CPU": "1"})
     assert two.returncode == 0, two.stderr[-2000:]
     a = json.loads((tmp_path / "one" / "metrics.json").read_text())

@@ -6,7 +6,7 @@ import json
 from pfvit.checkpoint import read_meta
 from pfvit.models.registry import load_model
 from pfvit.runtime import read_metrics
-from conftest import BIN, run_main, run_script
+from conftest import BIN, free_port, run_main, run_script
 
 COMMON = ["pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/demo.yaml", "model.img_size=32",
           "data.batch_size=8", "data.num_workers=0", "data.shuffle_buffer=50", "run.log_every=2", "vis_every=100"]
@@ -39,7 +39,8 @@ def test_one_process_then_resume(synthetic_shards, tmp_path):
 
 def test_two_cpu_processes_agree_and_precision_comes_from_the_launcher(synthetic_shards, tmp_path):
     out = tmp_path / "mae2"
-    proc = launch(["--multi_gpu", "--num_processes", "2", "--mixed_precision", "bf16"],
+    proc = launch(["--multi_gpu", "--num_processes", "2", "--main_process_port", str(free_port()),
+                   "--mixed_precision", "bf16"],
                   [f"data.shards={synthetic_shards}", f"run.out={out}", "optim.max_steps=3",
                    "run.mixed_precision=no"], env={"ACCELERATE_USE_CPU": "1"})
     result = json.loads((out / "result.json").read_text())

@@ -103,7 +103,6 @@ def test_json_parameters_reproduce_the_shard_image(synthetic_shards):
 
 def test_learnable_but_not_by_pixel_matching():
     """A small CNN on 64x64 gets well above chance; 1-NN on raw pixels across identities stays far from 100%."""
-    torch.set_num_threads(2)
     s = synthetic_samples(4000, 80, seed=1)
     def tensors(split):
         return to_tensor_batch([x.image(64) for x in s[split]]), torch.tensor([x.label for x in s[split]])
