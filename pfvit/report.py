@@ -169,6 +169,11 @@ def study_targets(run: Path, split: str) -> list[list[str]]:
                    poker["judge_neutral_poker"] >= 0.85, "{:.3f}")
             target("judge: those inputs called neutral", poker["judge_neutral_input"], "≤ 0.20",
                    poker["judge_neutral_input"] <= 0.20, "{:.3f}")
+            if "judge_neutral_twin" in poker:  # the ceiling of the first judge row, and what G's blur leaves of it
+                target("(context) judge: their true neutral twins called neutral", poker["judge_neutral_twin"], "—",
+                       None, "{:.3f}")
+                target("(context) judge: their reconstructions x̂ called neutral",
+                       poker["judge_neutral_reconstruction"], "—", None, "{:.3f}")
     judge = _json(run / "judge" / f"eval_{split}" / "metrics.json")
     if judge is not None:
         target("judge accuracy on the test faces", judge["accuracy"], "≥ 0.85", judge["accuracy"] >= 0.85, "{:.3f}")

@@ -233,6 +233,49 @@ def test_expression_region_psnr_matches_a_hand_computation():
     assert expression_region_psnr(inputs, inputs, twins)[0].item() == pytest.approx(-10 * math.log10(0.16), abs=1e-4)
 
 
+def test_the_judge_is_read_on_poker_faces_inputs_reconstructions_and_true_twins_apart(synthetic_shards):
+    """An oracle judge that calls a face neutral exactly when it is some sample's true neutral twin, and a generator
+    whose poker face is the twin and whose reconstruction is the input: each judge share must come from its own
+    images (1 on poker faces and twins, the identical-to-twin share on inputs and reconstructions)."""
+    from pfvit.data.shards import IndexedShards
+    from pfvit.data.transforms import denormalize, eval_transform
+    from pfvit.eval.pokerface import pokerface_metrics
+
+    data = IndexedShards(synthetic_shards, "test")
+    transform = eval_transform(64)
+
+    def as_bytes(images):
+        return [bytes((denormalize(i[None]) * 255).round().byte().flatten().tolist()) for i in images]
+
+    pairs = [(transform(s["jpg"]), transform(s["neutral.jpg"])) for s in map(data.sample, range(len(data)))]
+    twin_of = dict(zip(as_bytes([x for x, _ in pairs]), (t for _, t in pairs)))
+    twin_bytes = set(as_bytes([t for _, t in pairs]))
+
+    class TwinModel(torch.nn.Module):
+        img_size = 64
+
+        def forward(self, x, render_emotion=False):
+            return {"reconstruction": x, "poker_face": torch.stack([twin_of[b] for b in as_bytes(x)])}
+
+    class OracleJudge:
+        preprocess = staticmethod(lambda images: images)
+
+        def __call__(self, images):  # uint8 images in, logits out: neutral (class 0) for a true twin
+            neutral = torch.tensor([bytes(i.flatten().tolist()) in twin_bytes for i in images])
+            return torch.stack([neutral.float(), (~neutral).float()], 1)
+
+    poker = pokerface_metrics(TwinModel(), str(synthetic_shards), "test", judge=OracleJudge(), batch_size=16)
+    identical = poker["expressive_inputs_identical_to_twin"] / poker["expressive_samples"]
+    assert poker["expressive_samples"] > 20 and identical < 0.5
+    assert poker["judge_neutral_poker"] == poker["judge_neutral_twin"] == 1.0
+    assert poker["judge_neutral_input"] == poker["judge_neutral_reconstruction"] == pytest.approx(identical)
+    assert poker["judge_neutral_poker_neutral_inputs"] == 1.0  # a neutral face is its own twin
+    # A perfect poker face has an infinite PSNR against its twin everywhere: counted, and closer than anything.
+    assert poker["poker_faces_identical_to_twin"] == poker["expressive_samples"]
+    assert poker["poker_closer_to_twin_than_input"] and poker["poker_closer_to_twin_than_reconstruction"]
+    assert poker["poker_closer_to_twin_than_input_in_expression_region"]
+
+
 def test_cpu_run_lowers_losses_exports_and_evaluates(tmp_path):
     from pfvit.inference import load_classifier
     from pfvit.models.registry import load_model

@@ -10,7 +10,8 @@ On shards whose samples carry the true neutral twin (``neutral.jpg``, the synthe
   cannot beat x on whole-image PSNR before it reproduces background and identity pixel for pixel; inside the
   region x is, by construction, wrong, and a poker face that removed the expression is closer to the twin;
 * the share of poker faces that an independent classifier (``judge``) calls neutral, next to its share on the
-  inputs;
+  inputs, on the reconstructions (what G's blur alone does to its verdict) and, with twins, on the true neutral
+  twins: a perfect poker face's share, the most ``judge_neutral_poker`` can reach with this judge;
 * identity preservation: the FR cosine of x̃ vs x when an FR network is given, otherwise SSIM(x̃, x) as a
   pixel-space proxy (named in the output);
 * the reconstruction error of x̂ (MSE and PSNR vs x), which is all that real data without twins allows besides
@@ -20,6 +21,7 @@ On shards whose samples carry the true neutral twin (``neutral.jpg``, the synthe
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -112,10 +114,13 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
         if judge is not None:
             add("judge_neutral_poker", judged_neutral(poker01))
             add("judge_neutral_input", judged_neutral(x01))
+            add("judge_neutral_reconstruction", judged_neutral(rec01))
         twins = None
         has_twins = has_twins and all("neutral.jpg" in s for s in samples)
         if has_twins:
             twins = denormalize(torch.stack([transform(s["neutral.jpg"]) for s in samples]).to(device))
+            if judge is not None:
+                add("judge_neutral_twin", judged_neutral(twins))
             for name, img in (("poker", poker01), ("input", x01), ("reconstruction", rec01)):
                 add(f"psnr_{name}_vs_twin", _psnr(img, twins))
                 add(f"ssim_{name}_vs_twin", _ssim(img, twins))
@@ -148,12 +153,22 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
         result["judge_neutral_poker_neutral_inputs"] = _mean(values["judge_neutral_poker"][neutral])
     if has_twins and expressive.any():
         result["expressive_inputs_identical_to_twin"] = int(values["psnr_input_vs_twin"][expressive].isinf().sum())
-        result["poker_closer_to_twin_than_input"] = result["psnr_poker_vs_twin"] > result["psnr_input_vs_twin"]
-        result["poker_closer_to_twin_than_reconstruction"] = \
-            result["psnr_poker_vs_twin"] > result["psnr_reconstruction_vs_twin"]
-        if "psnr_input_vs_twin_expression_region" in result:
-            result["poker_closer_to_twin_than_input_in_expression_region"] = \
-                result["psnr_poker_vs_twin_expression_region"] > result["psnr_input_vs_twin_expression_region"]
+        result["poker_faces_identical_to_twin"] = int(values["psnr_poker_vs_twin"][expressive].isinf().sum())
+
+        def mean_db(key: str) -> float | None:
+            """The mean PSNR, or +inf where every face is identical to its twin (no finite value to average)."""
+            defined = values[key][expressive]
+            defined = defined[~defined.isnan()]
+            return result.get(key, math.inf if defined.numel() and defined.isposinf().all() else None)
+
+        for flag, poker_key, other_key in (
+                ("poker_closer_to_twin_than_input", "psnr_poker_vs_twin", "psnr_input_vs_twin"),
+                ("poker_closer_to_twin_than_reconstruction", "psnr_poker_vs_twin", "psnr_reconstruction_vs_twin"),
+                ("poker_closer_to_twin_than_input_in_expression_region", "psnr_poker_vs_twin_expression_region",
+                 "psnr_input_vs_twin_expression_region")):
+            poker_db, other_db = mean_db(poker_key), mean_db(other_key)
+            if poker_db is not None and other_db is not None:
+                result[flag] = poker_db > other_db
     if sheet is not None and rows + neutral_rows:
         shown = rows[:sheet_rows - min(2, len(neutral_rows))]
         shown += neutral_rows[:sheet_rows - len(shown)]
