@@ -24,15 +24,12 @@ import torch
 from common import markdown_table
 from pfvit.data.shards import IndexedShards
 from pfvit.data.transforms import denormalize, eval_transform
+from pfvit.eval.pokerface import judged_neutral, psnr
 from pfvit.inference import load_classifier
 from pfvit.labels import NEUTRAL
 from pfvit.models.registry import load_model
 
 BLUR_SIGMAS = (0.5, 0.7, 0.9, 1.2)  # pixels at 32 px: the twins' PSNR after them spans G's 22–29 dB
-
-
-def psnr(a01: torch.Tensor, b01: torch.Tensor) -> float:
-    return (-10 * torch.log10((a01 - b01).pow(2).flatten(1).mean(1))).mean().item()
 
 
 def main() -> None:
@@ -58,18 +55,19 @@ def main() -> None:
 
     @torch.no_grad()
     def called_neutral(images01: torch.Tensor) -> tuple[str, str]:
-        verdict = judge(judge.preprocess((images01 * 255).round().byte())).argmax(-1) == NEUTRAL
+        verdict = judged_neutral(judge, images01)
         return f"{100 * verdict[~neutral].float().mean():.1f} %", f"{100 * verdict[neutral].float().mean():.1f} %"
 
     rows = [["inputs", "—", *called_neutral(x01)], ["true neutral twins", "—", *called_neutral(twins01)]]
     for sigma in BLUR_SIGMAS:
         blurred = gaussian_blur(twins01, kernel_size=[7, 7], sigma=[sigma, sigma])
-        rows.append([f"twins, Gaussian blur σ {sigma} px", f"{psnr(blurred, twins01):.2f}", *called_neutral(blurred)])
+        rows.append([f"twins, Gaussian blur σ {sigma} px", f"{psnr(blurred, twins01).mean():.2f}",
+                     *called_neutral(blurred)])
     with torch.no_grad():
         for path, model in zip(args.pfvit, models):
             out = model(x, render_emotion=False)
             rec01, poker01 = denormalize(out["reconstruction"].float()), denormalize(out["poker_face"].float())
-            rows.append([f"{path}: reconstructions x̂", f"{psnr(rec01, x01):.2f}", *called_neutral(rec01)])
+            rows.append([f"{path}: reconstructions x̂", f"{psnr(rec01, x01).mean():.2f}", *called_neutral(rec01)])
             rows.append([f"{path}: poker faces x̃", "—", *called_neutral(poker01)])
     print(f"judge {args.judge} on {args.shards} {args.split}: {int((~neutral).sum())} expressive, "
           f"{int(neutral.sum())} neutral faces at {size} px")

@@ -37,13 +37,20 @@ from .plots import image_grid
 from .reconstruction import masked_psnr
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of [0, 1] images ``a`` against ``b``; +inf where they are identical."""
     from torchmetrics.functional.image import peak_signal_noise_ratio  # imported on use (see eval/metrics.py)
 
     return peak_signal_noise_ratio(a, b, data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
 REGION_THRESHOLD = 0.1  # of the [0, 1] range: above the JPEG error between a twin pair's unchanged pixels
+
+
+def judged_neutral(judge, images01: torch.Tensor) -> torch.Tensor:
+    """Whether ``judge`` (a :class:`~pfvit.inference.Classifier` whose class 0 is neutral) calls each [0, 1] image
+    neutral, read as the 8-bit image a user would save."""
+    return judge(judge.preprocess((images01 * 255).round().byte())).argmax(-1) == NEUTRAL
 
 
 def expression_region(inputs: torch.Tensor, twins: torch.Tensor) -> torch.Tensor:
@@ -96,9 +103,6 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
     def add(name: str, values: torch.Tensor) -> None:
         acc.setdefault(name, []).append(values.float().cpu())
 
-    def judged_neutral(images01: torch.Tensor) -> torch.Tensor:
-        return judge(judge.preprocess((images01 * 255).round().byte())).argmax(-1) == NEUTRAL
-
     for start in range(0, count, batch_size):
         samples = [data[i] for i in range(start, min(start + batch_size, count))]
         x = torch.stack([transform(s["jpg"]) for s in samples]).to(device)
@@ -108,21 +112,21 @@ def pokerface_metrics(model, shards: str, split: str, *, batch_size: int = 32, j
             denormalize(out["poker_face"].float())
         add("label", labels)
         add("rec_mse", (rec01 - x01).pow(2).flatten(1).mean(1))
-        add("psnr_reconstruction_vs_input", _psnr(rec01, x01))
-        add("psnr_poker_vs_input", _psnr(poker01, x01))
+        add("psnr_reconstruction_vs_input", psnr(rec01, x01))
+        add("psnr_poker_vs_input", psnr(poker01, x01))
         add("identity", (fr(poker01) * fr(x01)).sum(-1) if fr is not None else _ssim(poker01, x01))
         if judge is not None:
-            add("judge_neutral_poker", judged_neutral(poker01))
-            add("judge_neutral_input", judged_neutral(x01))
-            add("judge_neutral_reconstruction", judged_neutral(rec01))
+            add("judge_neutral_poker", judged_neutral(judge, poker01))
+            add("judge_neutral_input", judged_neutral(judge, x01))
+            add("judge_neutral_reconstruction", judged_neutral(judge, rec01))
         twins = None
         has_twins = has_twins and all("neutral.jpg" in s for s in samples)
         if has_twins:
             twins = denormalize(torch.stack([transform(s["neutral.jpg"]) for s in samples]).to(device))
             if judge is not None:
-                add("judge_neutral_twin", judged_neutral(twins))
+                add("judge_neutral_twin", judged_neutral(judge, twins))
             for name, img in (("poker", poker01), ("input", x01), ("reconstruction", rec01)):
-                add(f"psnr_{name}_vs_twin", _psnr(img, twins))
+                add(f"psnr_{name}_vs_twin", psnr(img, twins))
                 add(f"ssim_{name}_vs_twin", _ssim(img, twins))
                 add(f"psnr_{name}_vs_twin_expression_region", expression_region_psnr(img, x01, twins))
                 add(f"psnr_{name}_vs_twin_outside_expression_region",
