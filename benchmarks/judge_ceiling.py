@@ -45,6 +45,10 @@ def main() -> None:
     judge = load_classifier(args.judge)
     data = IndexedShards(args.shards, args.split)
     samples = [data.sample(i) for i in range(len(data))]
+    missing = sum("neutral.jpg" not in s for s in samples)
+    if missing:
+        raise SystemExit(f"error: {missing} of {len(samples)} samples of {args.shards} ({args.split}) carry no true "
+                         "neutral twin (neutral.jpg): give synthetic shards, e.g. shards/study")
     models = [load_model(path, expected="pfvit").eval() for path in args.pfvit]
     size = models[0].img_size if models else samples[0]["jpg"].size[0]  # the generator's size, else the shards'
     transform = eval_transform(size)
