@@ -237,8 +237,8 @@ STUDY_JUDGE_SHARD_ARGS = source=synthetic seed=1 num=$(STUDY_JUDGE_NUM) identiti
 $(eval $(call SHARDS,$(STUDY_JUDGE_SHARDS),$(STUDY_JUDGE_SHARD_ARGS)))
 
 $(STUDY)/judge/meta.json: $(STUDY_JUDGE_SHARDS)/manifest.json
-	$(call TIMED,$(STUDY),judge,$(PY) pipelines/train_judge.py shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge img_size=$(STUDY_SIZE) \
-		steps=$(STUDY_JUDGE_STEPS))
+	$(call TIMED,$(STUDY),judge,$(PY) pipelines/train_judge.py shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge \
+		img_size=$(STUDY_SIZE) steps=$(STUDY_JUDGE_STEPS))
 $(STUDY)/judge/eval_test/metrics.json: $(STUDY)/judge/meta.json $(STUDY_SHARDS)/manifest.json
 	$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/judge shards=$(STUDY_SHARDS) split=test out=$(STUDY)/judge/eval_test
 
