@@ -218,9 +218,9 @@ STUDY_JUDGE_SHARDS ?= shards/study_judge
 STUDY_NUM ?= 8000
 STUDY_IDENTITIES ?= 400
 STUDY_SIZE ?= 32
-STUDY_JUDGE_NUM ?= 32000
-STUDY_JUDGE_IDENTITIES ?= 3200
-STUDY_JUDGE_STEPS ?= 12000
+STUDY_JUDGE_NUM ?= 64000
+STUDY_JUDGE_IDENTITIES ?= 6400
+STUDY_JUDGE_STEPS ?= 24000
 STUDY_SEEDS ?= 1 2
 STUDY_ARGS ?=
 
@@ -230,8 +230,8 @@ pfvit-study: setup $(STUDY)/report.md
 STUDY_SHARD_ARGS = source=synthetic num=$(STUDY_NUM) identities=$(STUDY_IDENTITIES) disturbance=0 \
 	img_size=$(STUDY_SIZE) maxcount=1000
 $(eval $(call SHARDS,$(STUDY_SHARDS),$(STUDY_SHARD_ARGS)))
-# The judge learns from another family seed: other people, never seen by PF-ViT; four times the study's faces, so
-# that it calls true neutral faces neutral often enough for its verdict on poker faces to mean something.
+# The judge learns from another family seed: other people, never seen by PF-ViT; eight times the study's faces, so
+# that it calls true neutral faces neutral more often than the issue's 85 % bar asks of poker faces.
 STUDY_JUDGE_SHARD_ARGS = source=synthetic seed=1 num=$(STUDY_JUDGE_NUM) identities=$(STUDY_JUDGE_IDENTITIES) \
 	disturbance=0 img_size=$(STUDY_SIZE) maxcount=1000
 $(eval $(call SHARDS,$(STUDY_JUDGE_SHARDS),$(STUDY_JUDGE_SHARD_ARGS)))
