@@ -452,7 +452,7 @@ def test_the_judge_cnn_reaches_its_bar_on_faces_of_other_identities_and_another_
 
     shards = {}
     # JudgeConfig's defaults (3000 steps) on 8000 faces of 800 other identities, read on 300 test faces of the
-    # study's seed. make pfvit-study gives its judge four times the faces and steps (STUDY_JUDGE_*: 91 % on its
+    # study's seed. make pfvit-study gives its judge eight times the faces and steps (STUDY_JUDGE_*: 92 % on its
     # val split, docs/results.md); the smaller recipe keeps this test within the suite's time.
     for name, seed, num, identities in (("judge", 1, 8000, 800), ("study", 0, 3000, 300)):
         shards[name] = tmp_path / name
