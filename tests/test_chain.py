@@ -43,6 +43,9 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     # A re-run redoes nothing: every stage is a file target.
     again = make("demo", *toy, timeout=120)
     assert again.returncode == 0 and "pipelines/" not in again.stdout, again.stdout
+    # …and a dry run says so, rather than planning every stage again.
+    planned = make("-n", "demo", *toy, timeout=120)
+    assert planned.returncode == 0 and "pipelines/" not in planned.stdout, planned.stdout
     # A changed shard parameter redoes the shards and, from scratch, every stage after them (a dry run).
     changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=48", timeout=120).stdout
     for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
