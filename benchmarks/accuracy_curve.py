@@ -55,7 +55,9 @@ def main() -> None:
                 print(f"{run}/{model}: no validation records in metrics.jsonl; skipped")
                 continue
             rows += [[label, model, step, f"{minutes:.1f}", f"{100 * acc:.1f}"] for step, minutes, acc in points]
-            ax.plot([p[1] for p in points], [100 * p[2] for p in points], marker="o", label=f"{label} {model}")
+            # matplotlib's colours repeat after ten curves; the marker changes with each round of them
+            marker = "osD^v"[len(ax.lines) // 10 % 5]
+            ax.plot([p[1] for p in points], [100 * p[2] for p in points], marker=marker, label=f"{label} {model}")
     if not rows:
         raise SystemExit("no run had validation records: give run folders of make fer2013-cpu (RUN/vit, RUN/pfvit)")
     print(markdown_table(["run", "model", "step", "minutes (MAE included)", "val accuracy %"], rows))
