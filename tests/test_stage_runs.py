@@ -2,11 +2,12 @@
 and precision taken from the launcher."""
 
 import json
+from pathlib import Path
 
 from pfvit.checkpoint import read_meta
 from pfvit.models.registry import load_model
 from pfvit.runtime import read_metrics
-from conftest import BIN, free_port, run_main, run_script
+from conftest import BIN, classifier_checkpoint, free_port, run_main, run_script
 
 COMMON = ["pipelines/mae_pretrain.py", "--config", "configs/mae_pretrain/demo.yaml", "model.img_size=32",
           "data.batch_size=8", "data.num_workers=0", "data.shuffle_buffer=50", "run.log_every=2", "vis_every=100"]
@@ -161,6 +162,60 @@ def test_the_weight_average_is_what_gets_validated_and_saved(synthetic_shards, t
     distance = lambda a: sum((a[k] - plain[k]).abs().sum().item() for k in plain)  # noqa: E731
     assert distance(fast) < 1e-3 * distance(slow)
     assert distance(slow) > 0
+
+
+def test_distillation_loss_is_hintons_and_pulls_the_student_towards_the_teacher():
+    import torch
+    import torch.nn.functional as F
+
+    from pfvit.schemas.finetune import DistillConfig
+    from pfvit.train.finetune import distillation_loss
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 7, requires_grad=True), torch.randn(4, 7)
+    label_loss = torch.tensor(1.5)
+    cfg = DistillConfig(teacher="t", weight=0.25, temperature=3.0)
+    p_t, p_s = F.softmax(teacher / 3, -1), F.softmax(student / 3, -1)
+    by_hand = 0.75 * 1.5 + 0.25 * 9 * (p_t * (p_t.log() - p_s.log())).sum(-1).mean()
+    assert torch.allclose(distillation_loss(student, teacher, label_loss, cfg), by_hand)
+    assert torch.allclose(distillation_loss(teacher, teacher, label_loss, cfg), torch.tensor(0.75 * 1.5))
+    # a step on the soft term alone brings the student's distribution closer to the teacher's
+    soft_only = DistillConfig(teacher="t", weight=1.0, temperature=3.0)
+    loss = distillation_loss(student, teacher, label_loss, soft_only)
+    loss.backward()
+    stepped = (student - 1.0 * student.grad).detach()
+    assert distillation_loss(stepped, teacher, label_loss, soft_only) < loss
+
+
+def test_a_fine_tune_distils_from_a_project_classifier_and_refuses_a_mismatched_teacher_or_the_judge(
+        synthetic_shards, tmp_path):
+    import torch
+
+    """The teacher changes the student's training only through the loss: at weight 0 the run is bit-identical to
+    one without a teacher (same data order, same steps), at 0.5 it is not."""
+    from safetensors.torch import load_file
+
+    def finetune(teacher, *extra, out=None):
+        return run_main("pipelines/finetune_vit.py", [
+            "--config", "configs/finetune_vit/short.yaml", f"data.shards={synthetic_shards}",
+            f"run.out={tmp_path / (out or Path(str(teacher)).name)}", "model.img_size=32", "model.patch_size=16",
+            "model.num_classes=8", "model.init=null", "data.batch_size=16", "data.num_workers=0", "optim.max_steps=3",
+            f"distill.teacher={teacher}", *extra])
+
+    teacher = classifier_checkpoint(tmp_path / "teacher", num_classes=8, img_size=32)
+    for name, args in (("plain", ["distill.teacher=null"]), ("weight0", ["distill.weight=0"]), ("weight05", [])):
+        code, err, _ = finetune(teacher, *args, out=name)
+        assert code == 0, err[-2000:]
+    plain, weight0, weight05 = (load_file(tmp_path / name / "last" / "model.safetensors")
+                                for name in ("plain", "weight0", "weight05"))
+    assert all(torch.equal(plain[k], weight0[k]) for k in plain)
+    assert not all(torch.equal(plain[k], weight05[k]) for k in plain)
+    code, err, _ = finetune(classifier_checkpoint(tmp_path / "teacher7", num_classes=7, img_size=32))
+    assert code != 0 and "Traceback" not in err and "distill.teacher" in err and "label_names" in err, err
+    code, err, _ = finetune(classifier_checkpoint(tmp_path / "teacher48", num_classes=8, img_size=48))
+    assert code != 0 and "Traceback" not in err and "img_size 48" in err, err
+    code, err, _ = finetune("fer-mini-xception")
+    assert code != 0 and "Traceback" not in err and "never a teacher" in err, err
 
 
 def test_last_is_selected_on_nothing_and_only_a_selected_checkpoint_is_labelled_paper_protocol(synthetic_shards,

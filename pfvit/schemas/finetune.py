@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
-from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
+from ..config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Range
 from .choices import Arch, NumClasses, SelectMetric
 from .classifier import ClassifierDataConfig, MixAugConfig
 from .run import RunConfig
@@ -55,10 +55,20 @@ class FTOptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    # Knowledge distillation (Hinton et al. 2015) from one of the project's classifiers: a `vit` or exported
+    # `pfvit_classifier` folder of the same classes, size and preprocessing; null: off. Never the fer judge.
+    teacher: Optional[str] = None
+    weight: Probability = 0.5  # w in (1 − w)·cross-entropy + w·T²·KL(teacher ‖ student), both at temperature T
+    temperature: PositiveFloat = 2.0  # T: above 1 the teacher's smaller probabilities weigh more
+
+
+@dataclass
 class FinetuneConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out="runs/vit"))
     model: FTModelConfig = field(default_factory=FTModelConfig)
     data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
     aug: FTAugConfig = field(default_factory=FTAugConfig)
     optim: FTOptimConfig = field(default_factory=FTOptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     select_metric: SelectMetric = "accuracy"  # the validation metric the best epoch is selected on

@@ -8,6 +8,9 @@ Two recipes, by ``optim.recipe``:
   tokens, position table), per-iteration warmup + cosine, drop path, label smoothing, optional mixup / cutmix
   (timm), RandAugment and random erasing.
 
+Either recipe can learn from a teacher as well (``distill.teacher``: one of the project's classifiers, Hinton's
+soft targets beside the labels).
+
 Model selection uses the validation split only (:mod:`.classifier`); ``OUT/best`` (best validation metric) and
 ``OUT/last`` are classifier checkpoints that :func:`pfvit.inference.load_classifier` and ``evaluate.py`` take.
 """
@@ -19,15 +22,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from ..checkpoint import load_state
+from ..checkpoint import load_state, read_meta
+from ..data.transforms import imagenet_preprocess
+from ..errors import ConfigError
 from ..labels import class_names
 from ..models.convert import encoder_state, read_pretrained
 from ..models.geometry import fit_position_tables, resolved_geometry
+from ..models.judges import JUDGE_NAME
 from ..models.mae import arch_config
-from ..models.registry import build_model
+from ..models.registry import build_model, load_model
 from ..models.vit import encoder_config
 from ..runtime import Run
-from ..schemas.finetune import FinetuneConfig, FTModelConfig, FTOptimConfig
+from ..schemas.finetune import DistillConfig, FinetuneConfig, FTModelConfig, FTOptimConfig
 from .classifier import ClassifierTask, classifier_steps, sampling_plan, soft_target_loss, start_run, train_transform
 from .loop import EpochSchedule, WarmupCosine, fit
 from .schedule import effective_lr, layer_decay_groups
@@ -72,6 +78,37 @@ def make_optimizer(model: nn.Module, cfg: FTOptimConfig, eff_batch: int):
     return torch.optim.AdamW(groups, lr=lr), lr
 
 
+def load_teacher(cfg: DistillConfig, mconfig: dict, run: Run) -> nn.Module | None:
+    """``distill.teacher``'s frozen classifier on the run's device, checked to read the student's images (size,
+    normalisation) into the student's classes; None when distillation is off."""
+    if cfg.teacher is None:
+        return None
+    if cfg.teacher == JUDGE_NAME:
+        raise ConfigError(f"distill.teacher={JUDGE_NAME} is the peer this project is compared against, never a "
+                          "teacher: give one of the project's classifier folders (a ViT run's best/ or last/)")
+    meta = read_meta(cfg.teacher)
+    names = class_names(mconfig["num_classes"])
+    found = {"label_names": meta.get("label_names"), "img_size": meta.get("config", {}).get("img_size"),
+             "preprocess": meta.get("extra", {}).get("preprocess")}
+    wanted = {"label_names": list(names), "img_size": mconfig["img_size"], "preprocess": imagenet_preprocess()}
+    differ = [f"{key} {found[key]} (the student: {wanted[key]})" for key in wanted if found[key] != wanted[key]]
+    if differ:
+        raise ConfigError(f"distill.teacher={cfg.teacher} does not read the student's faces: {'; '.join(differ)}")
+    teacher = load_model(cfg.teacher, expected=("vit", "pfvit_classifier")).to(run.device).requires_grad_(False)
+    run.info(f"distilling from {cfg.teacher} (weight {cfg.weight}, temperature {cfg.temperature})")
+    return teacher
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, label_loss: torch.Tensor,
+                      cfg: DistillConfig) -> torch.Tensor:
+    """Hinton et al. (2015): (1 − w)·label_loss + w·T²·KL(softmax(t/T) ‖ softmax(s/T)); T² keeps the soft term's
+    gradient on the scale of the label term's as T changes."""
+    t = cfg.temperature
+    soft = F.kl_div(F.log_softmax(logits / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1), log_target=True,
+                    reduction="batchmean")
+    return (1 - cfg.weight) * label_loss + cfg.weight * t * t * soft
+
+
 def train(cfg: FinetuneConfig) -> dict:
     run = start_run(cfg, "finetune_vit")
     mconfig = classifier_config(cfg.model)
@@ -87,11 +124,19 @@ def train(cfg: FinetuneConfig) -> dict:
         schedule = WarmupCosine([(optimizer, base_lr, cfg.optim.min_lr)], cfg.optim.warmup_epochs * steps.per_epoch,
                                 steps.total)
 
+    teacher = load_teacher(cfg.distill, mconfig, run)
+
     def loss_fn(model, images, target):
         logits = model(images).float()
         if target.dim() == 2:
-            return soft_target_loss(logits, target)
-        return F.cross_entropy(logits, target, weight=plan.class_weights, label_smoothing=cfg.aug.label_smoothing)
+            loss = soft_target_loss(logits, target)
+        else:
+            loss = F.cross_entropy(logits, target, weight=plan.class_weights, label_smoothing=cfg.aug.label_smoothing)
+        if teacher is None:
+            return loss
+        with torch.no_grad():
+            teacher_logits = teacher(images).float()
+        return distillation_loss(logits, teacher_logits, loss, cfg.distill)
 
     task = ClassifierTask(run, cfg, model, model_name="vit", model_config=mconfig, init_info=init_info, plan=plan,
                           optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
