@@ -72,12 +72,12 @@ AFRESH = $(if $(wildcard $@),echo "$@ is older than $?: clearing $(1) to redo it
 TIMED = mkdir -p $(1)/times && s=$$(date +%s) && $(3) && echo $$(( $$(date +%s) - s )) > $(1)/times/$(2).txt
 # $(call PARAMS,FILE,TEXT): FILE holds TEXT and gets a new mtime only when TEXT changes, so that targets made from
 # make variables (DEMO_SIZE, DATA, …) depend on their values. The comparison happens when make reads this file, and
-# FILE is forced only when it differs, so that `make -n` after a finished run plans nothing (a FORCE prerequisite is
-# assumed to change FILE under -n). NOT_EQUAL is empty when its two arguments are the same text.
+# FILE is forced (rewritten) only when it differs, so that `make -n` after a finished run plans nothing (a FORCE
+# prerequisite is assumed to change FILE under -n). NOT_EQUAL is empty when its two arguments are the same text.
 NOT_EQUAL = $(subst $(1),,$(2))$(subst $(2),,$(1))
 define PARAMS
 $(1): $(if $(call NOT_EQUAL,$(2),$(file <$(1))),FORCE)
-	@mkdir -p $$(@D); printf '%s\n' '$(2)' | cmp -s - $$@ || printf '%s\n' '$(2)' > $$@
+	@mkdir -p $$(@D); printf '%s\n' '$(2)' > $$@
 endef
 .PHONY: FORCE
 # $(call SHARDS,DIR,ARGS): DIR/manifest.json from `make_shards.py ARGS`, redone from scratch when ARGS change.
