@@ -189,10 +189,9 @@ def test_distillation_loss_is_hintons_and_pulls_the_student_towards_the_teacher(
 
 def test_a_fine_tune_distils_from_a_project_classifier_and_refuses_a_mismatched_teacher_or_the_judge(
         synthetic_shards, tmp_path):
-    import torch
-
     """The teacher changes the student's training only through the loss: at weight 0 the run is bit-identical to
     one without a teacher (same data order, same steps), at 0.5 it is not."""
+    import torch
     from safetensors.torch import load_file
 
     def finetune(teacher, *extra, out=None):

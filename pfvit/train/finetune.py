@@ -114,6 +114,8 @@ def train(cfg: FinetuneConfig) -> dict:
     mconfig = classifier_config(cfg.model)
     model = build_model("vit", mconfig)
     init_info = init_from_pretrained(model, cfg.model.init, run, cfg.model.head_init_std)
+    # after the student's init (building the teacher draws from the same generator), before any data is read
+    teacher = load_teacher(cfg.distill, mconfig, run)
     plan = sampling_plan(run, cfg.data, cfg.model.num_classes)
     steps = classifier_steps(run, cfg, plan)
     optimizer, base_lr = make_optimizer(model, cfg.optim, steps.effective_batch)
@@ -123,8 +125,6 @@ def train(cfg: FinetuneConfig) -> dict:
     else:
         schedule = WarmupCosine([(optimizer, base_lr, cfg.optim.min_lr)], cfg.optim.warmup_epochs * steps.per_epoch,
                                 steps.total)
-
-    teacher = load_teacher(cfg.distill, mconfig, run)
 
     def loss_fn(model, images, target):
         logits = model(images).float()
