@@ -77,9 +77,30 @@ TIMED = mkdir -p $(1)/times && s=$$(date +%s) && $(3) && echo $$(( $$(date +%s) 
 NOT_EQUAL = $(subst $(1),,$(2))$(subst $(2),,$(1))
 define PARAMS
 $(1): $(if $(call NOT_EQUAL,$(2),$(file <$(1))),FORCE)
-	@mkdir -p $$(@D); printf '%s\n' '$(2)' > $$@
+	@mkdir -p $$(@D); printf '%s\n' '$(subst $$,$$$$,$(subst ','\'',$(2)))' > $$@
 endef
 .PHONY: FORCE
+# $(call CONFIG_TEXT,FILE): what a stage reads from FILE under configs/ — FILE and the chain of _base_ files under it,
+# without comments, blank lines or trailing blanks — on one line. One awk reads every config when make reads this
+# file; CONFIG_TEXTS holds one word per config, FILE=>TEXT, with TEXT's blanks spelt ~SP~, ~TAB~ and ~NL~.
+CONFIG_TEXTS := $(shell awk 'function emit(f,  dir, line, base, text) { dir = f; sub(/[^\/]*$$/, "", dir); \
+	while ((getline line < f) > 0) { if (line ~ /^_base_:/) { base = line; sub(/^_base_:[ \t]*/, "", base); \
+	sub(/[ \t]*(\#.*)?$$/, "", base) } sub(/(^|[ \t]+)\#.*$$/, "", line); sub(/[ \t]+$$/, "", line); \
+	if (line ~ /[^ \t]/) text = text line "~NL~" } close(f); \
+	if (base != "" && ++depth < 32) text = text emit(dir base); return text } \
+	BEGIN { for (i = 1; i < ARGC; i++) { depth = 0; text = emit(ARGV[i]); gsub(/ /, "~SP~", text); \
+	gsub(/\t/, "~TAB~", text); print ARGV[i] "=>" text } }' $(wildcard configs/*/*.yaml))
+CONFIG_TEXT = $(subst ~NL~, ,$(subst ~TAB~,	,$(subst ~SP~, ,$(patsubst $(strip $(1))=>%,%,\
+	$(filter $(strip $(1))=>%,$(CONFIG_TEXTS))))))
+# $(call STAGE,TARGET,DIR,RUN,SCRIPT,CONFIG,ARGS,AFTER): TARGET from `SCRIPT --config CONFIG ARGS` (timed into
+# RUN/times/), after AFTER. DIR.args.txt holds ARGS, accelerate's and what CONFIG and its _base_ files say, so that
+# the stage is redone from scratch (DIR cleared) when any of them changes — an override, a base config — but not
+# for an edited comment.
+define STAGE
+$(call PARAMS,$(2).args.txt,$(strip $(ACCELERATE_ARGS) $(4) --config $(5) $(6)) | $(call CONFIG_TEXT,$(5)))
+$(1): $(7) $(2).args.txt
+	$$(call AFRESH,$(2)) $$(call TIMED,$(3),$(notdir $(2)),$$(RUN_STAGE) $(4) --config $(strip $(5) $(6)))
+endef
 # $(call SHARDS,DIR,ARGS): DIR/manifest.json from `make_shards.py ARGS`, redone from scratch when ARGS change.
 define SHARDS
 $(call PARAMS,$(1)/make_args.txt,$(2))
@@ -89,29 +110,25 @@ endef
 # Poker-face measures on at most this many faces (generation + face recognition per face is the slow part).
 POKER_LIMIT ?= 1000
 define CHAIN
-$(2)/mae/checkpoint/meta.json: $(3)/manifest.json configs/mae_pretrain/$(1).yaml
-	$$(call AFRESH,$(2)/mae) $$(call TIMED,$(2),mae,$$(RUN_STAGE) pipelines/mae_pretrain.py \
-		--config configs/mae_pretrain/$(1).yaml data.shards=$(3) run.out=$(2)/mae model.img_size=$(4) \
-		$$($(1)_MAE_ARGS) $$($(1)_ARGS) $$(STAGE_ARGS))
-
-$(2)/vit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/finetune_vit/$(1).yaml
-	$$(call AFRESH,$(2)/vit) $$(call TIMED,$(2),vit,$$(RUN_STAGE) pipelines/finetune_vit.py \
-		--config configs/finetune_vit/$(1).yaml data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/vit \
-		$$($(1)_ARGS) $$(STAGE_ARGS))
-
-$(2)/pfvit/$(6)/meta.json: $(2)/mae/checkpoint/meta.json configs/pfvit/$(1).yaml
-	$$(call AFRESH,$(2)/pfvit) $$(call TIMED,$(2),pfvit,$$(RUN_STAGE) pipelines/pfvit_train.py \
-		--config configs/pfvit/$(1).yaml data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit \
-		$$($(1)_ARGS) $$(STAGE_ARGS))
+$(call STAGE,$(2)/mae/checkpoint/meta.json,$(2)/mae,$(2),pipelines/mae_pretrain.py,configs/mae_pretrain/$(1).yaml,\
+	data.shards=$(3) run.out=$(2)/mae model.img_size=$(4) $($(1)_MAE_ARGS) $($(1)_ARGS) $(STAGE_ARGS),$(3)/manifest.json)
+$(call STAGE,$(2)/vit/$(6)/meta.json,$(2)/vit,$(2),pipelines/finetune_vit.py,configs/finetune_vit/$(1).yaml,\
+	data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/vit $($(1)_ARGS) $(STAGE_ARGS),\
+	$(2)/mae/checkpoint/meta.json)
+$(call STAGE,$(2)/pfvit/$(6)/meta.json,$(2)/pfvit,$(2),pipelines/pfvit_train.py,configs/pfvit/$(1).yaml,\
+	data.shards=$(3) model.init=$(2)/mae/checkpoint run.out=$(2)/pfvit $($(1)_ARGS) $(STAGE_ARGS),\
+	$(2)/mae/checkpoint/meta.json)
 
 $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(2)/pfvit/$(6) out=$(2)/pfvit/classifier
 
 # POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
-$(2)/%/$(6)/meta.json: $(2)/pfvit/$(6)/meta.json configs/finetune_poster/$(1)_%.yaml
-	$$(call AFRESH,$(2)/$$*) $$(call TIMED,$(2),$$*,$$(RUN_STAGE) pipelines/finetune_poster.py \
-		--config configs/finetune_poster/$(1)_$$*.yaml data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/$$* \
-		$$($(1)_ARGS) $$(STAGE_ARGS))
+$(call STAGE,$(2)/poster_pp/$(6)/meta.json,$(2)/poster_pp,$(2),pipelines/finetune_poster.py,\
+	configs/finetune_poster/$(1)_poster_pp.yaml,data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/poster_pp \
+	$($(1)_ARGS) $(STAGE_ARGS),$(2)/pfvit/$(6)/meta.json)
+$(call STAGE,$(2)/poster_var/$(6)/meta.json,$(2)/poster_var,$(2),pipelines/finetune_poster.py,\
+	configs/finetune_poster/$(1)_poster_var.yaml,data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/poster_var \
+	$($(1)_ARGS) $(STAGE_ARGS),$(2)/pfvit/$(6)/meta.json)
 
 $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/vit/$(6) shards=$(3) split=$(5) out=$(2)/vit/eval_$(5)
@@ -239,32 +256,30 @@ STUDY_JUDGE_SHARD_ARGS = source=synthetic seed=1 num=$(STUDY_JUDGE_NUM) identiti
 	disturbance=0 img_size=$(STUDY_SIZE) maxcount=1000
 $(eval $(call SHARDS,$(STUDY_JUDGE_SHARDS),$(STUDY_JUDGE_SHARD_ARGS)))
 
-$(STUDY)/judge/meta.json: $(STUDY_JUDGE_SHARDS)/manifest.json
-	$(call TIMED,$(STUDY),judge,$(PY) pipelines/train_judge.py shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge \
-		img_size=$(STUDY_SIZE) steps=$(STUDY_JUDGE_STEPS))
+STUDY_JUDGE_ARGS = shards=$(STUDY_JUDGE_SHARDS) out=$(STUDY)/judge img_size=$(STUDY_SIZE) steps=$(STUDY_JUDGE_STEPS)
+$(eval $(call PARAMS,$(STUDY)/judge.args.txt,$(STUDY_JUDGE_ARGS)))
+$(STUDY)/judge/meta.json: $(STUDY_JUDGE_SHARDS)/manifest.json $(STUDY)/judge.args.txt
+	$(call AFRESH,$(STUDY)/judge) $(call TIMED,$(STUDY),judge,$(PY) pipelines/train_judge.py $(STUDY_JUDGE_ARGS))
 $(STUDY)/judge/eval_test/metrics.json: $(STUDY)/judge/meta.json $(STUDY_SHARDS)/manifest.json
 	$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/judge shards=$(STUDY_SHARDS) split=test out=$(STUDY)/judge/eval_test
 
-$(STUDY)/mae/checkpoint/meta.json: $(STUDY_SHARDS)/manifest.json configs/mae_pretrain/study.yaml
-	$(call AFRESH,$(STUDY)/mae) $(call TIMED,$(STUDY),mae,$(RUN_STAGE) pipelines/mae_pretrain.py \
-		--config configs/mae_pretrain/study.yaml data.shards=$(STUDY_SHARDS) run.out=$(STUDY)/mae \
-		model.img_size=$(STUDY_SIZE) $(STUDY_ARGS) $(STAGE_ARGS))
+$(eval $(call STAGE,$(STUDY)/mae/checkpoint/meta.json,$(STUDY)/mae,$(STUDY),pipelines/mae_pretrain.py,\
+	configs/mae_pretrain/study.yaml,data.shards=$(STUDY_SHARDS) run.out=$(STUDY)/mae model.img_size=$(STUDY_SIZE) \
+	$(STUDY_ARGS) $(STAGE_ARGS),$(STUDY_SHARDS)/manifest.json))
 $(STUDY)/mae/eval_test/metrics.json: $(STUDY)/mae/checkpoint/meta.json
 	$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/mae/checkpoint shards=$(STUDY_SHARDS) split=test out=$(STUDY)/mae/eval_test
 
 # $(call STUDY_SEED,SUFFIX,SEED): the ViT baseline and PF-ViT of one seed, from the same MAE, and their evaluations.
 define STUDY_SEED
-$(STUDY)/vit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/finetune_vit/study.yaml
-	$$(call AFRESH,$(STUDY)/vit$(1)) $$(call TIMED,$(STUDY),vit$(1),$$(RUN_STAGE) pipelines/finetune_vit.py \
-		--config configs/finetune_vit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
-		run.out=$(STUDY)/vit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
+$(call STAGE,$(STUDY)/vit$(1)/best/meta.json,$(STUDY)/vit$(1),$(STUDY),pipelines/finetune_vit.py,\
+	configs/finetune_vit/study.yaml,data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
+	run.out=$(STUDY)/vit$(1) run.seed=$(2) $(STUDY_ARGS) $(STAGE_ARGS),$(STUDY)/mae/checkpoint/meta.json)
 $(STUDY)/vit$(1)/eval_test/metrics.json: $(STUDY)/vit$(1)/best/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(STUDY)/vit$(1)/best shards=$(STUDY_SHARDS) split=test \
 		out=$(STUDY)/vit$(1)/eval_test
-$(STUDY)/pfvit$(1)/best/meta.json: $(STUDY)/mae/checkpoint/meta.json configs/pfvit/study.yaml
-	$$(call AFRESH,$(STUDY)/pfvit$(1)) $$(call TIMED,$(STUDY),pfvit$(1),$$(RUN_STAGE) pipelines/pfvit_train.py \
-		--config configs/pfvit/study.yaml data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
-		run.out=$(STUDY)/pfvit$(1) run.seed=$(2) $$(STUDY_ARGS) $$(STAGE_ARGS))
+$(call STAGE,$(STUDY)/pfvit$(1)/best/meta.json,$(STUDY)/pfvit$(1),$(STUDY),pipelines/pfvit_train.py,\
+	configs/pfvit/study.yaml,data.shards=$(STUDY_SHARDS) model.init=$(STUDY)/mae/checkpoint \
+	run.out=$(STUDY)/pfvit$(1) run.seed=$(2) $(STUDY_ARGS) $(STAGE_ARGS),$(STUDY)/mae/checkpoint/meta.json)
 $(STUDY)/pfvit$(1)/classifier/meta.json: $(STUDY)/pfvit$(1)/best/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(STUDY)/pfvit$(1)/best out=$(STUDY)/pfvit$(1)/classifier
 $(STUDY)/pfvit$(1)/eval_test/metrics.json: $(STUDY)/pfvit$(1)/classifier/meta.json $(STUDY)/judge/meta.json

@@ -16,13 +16,14 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
     demo = tmp_path / "demo"
-    toy = [f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120", "DEMO_IDENTITIES=12", "DEMO_SIZE=32"]
+    toy = [f"DEMO={demo}", f"DEMO_SHARDS={demo}/shards", "DEMO_NUM=120", "DEMO_IDENTITIES=12", "DEMO_SIZE=32",
+           "DEMO_ARGS=optim.max_steps=2 data.batch_size=8 data.num_workers=0 run.log_every=1"]
 
     def make(*args, timeout=600):
         return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True,
                               timeout=timeout)
 
-    proc = make("demo", *toy, "DEMO_ARGS=optim.max_steps=2 data.batch_size=8 data.num_workers=0 run.log_every=1")
+    proc = make("demo", *toy)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     for stage in ("vit", "pfvit", "poster_pp", "poster_var"):
         metrics = json.loads((demo / stage / "eval_test" / "metrics.json").read_text())
@@ -46,8 +47,14 @@ def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     # …and a dry run says so, rather than planning every stage again.
     planned = make("-n", "demo", *toy, timeout=120)
     assert planned.returncode == 0 and "pipelines/" not in planned.stdout, planned.stdout
+    # A changed override redoes every training stage from scratch, not the shards (a dry run).
+    overridden = make("-n", "demo", *toy[:-1], toy[-1] + " data.batch_size=4", timeout=120).stdout
+    for step in ("mae", "vit", "pfvit", "poster_pp", "poster_var"):
+        assert f"clearing {demo}/{step}" in overridden and f"rm -rf {demo}/{step}" in overridden, (step, overridden)
+    assert "make_shards.py" not in overridden
     # A changed shard parameter redoes the shards and, from scratch, every stage after them (a dry run).
-    changed = make("-n", "demo", *toy[:-1], "DEMO_SIZE=48", timeout=120).stdout
+    changed = make("-n", "demo", *[a for a in toy if not a.startswith("DEMO_SIZE=")], "DEMO_SIZE=48",
+                   timeout=120).stdout
     for step in ("shards/*.tar", "mae", "vit", "pfvit", "poster_pp", "poster_var"):
         assert f"clearing {demo}/{step}" in changed and f"rm -rf {demo}/{step}" in changed, (step, changed)
     assert "img_size=48" in changed
@@ -74,3 +81,29 @@ def test_make_fer2013_cpu_plans_the_48px_chain_without_selection_on_publictest(t
     assert "judge=fer-mini-xception" in plan
     assert "finetune_poster" not in plan and "/best" not in plan
     assert f"report.py run={run} split=val checkpoint=last" in plan
+
+
+def test_a_stage_depends_on_what_its_config_chain_says_not_on_its_comments(tmp_path):
+    """CONFIG_TEXT, what the chain's stages are redone on: a config and its _base_ files, comments aside."""
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    (tmp_path / "configs" / "stage").mkdir(parents=True)
+    child, base = tmp_path / "configs" / "stage" / "child.yaml", tmp_path / "configs" / "stage" / "base.yaml"
+    (tmp_path / "print.mk").write_text(f"include {ROOT}/Makefile\nprint:\n\t@printf '%s\\n' '$(call CONFIG_TEXT,"
+                                       "configs/stage/child.yaml)'\n")
+
+    def text(child_yaml, base_yaml):
+        child.write_text(child_yaml)
+        base.write_text(base_yaml)
+        proc = subprocess.run(["make", "--no-print-directory", "-s", "-f", "print.mk", "print"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    first = text("# why\n_base_: base.yaml  # the base\noptim:\n  lr: 1.0e-3  # chosen on val\n",
+                 "run:\n  out: runs/x\noptim:\n  epochs: 3\n")
+    assert "lr: 1.0e-3" in first and "epochs: 3" in first and "why" not in first and "val" not in first
+    assert text("_base_: base.yaml\n\noptim:\n  lr: 1.0e-3   \n", "run:\n  out: runs/x\n# new\noptim:\n"
+                "  epochs: 3\n") == first
+    assert text("_base_: base.yaml\noptim:\n  lr: 1.0e-3\n", "run:\n  out: runs/x\noptim:\n  epochs: 4\n") != first
+    assert text("_base_: base.yaml\noptim:\n  lr: 3.0e-4\n", "run:\n  out: runs/x\noptim:\n  epochs: 3\n") != first
