@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-# The encoder widths of the PF-ViT paper (seed 004, Table 1); their sizes are models.mae.ARCHS.
-Arch = Literal["vit_tiny", "vit_small", "vit_base"]
+# The encoder widths of the PF-ViT paper (seed 004, Table 1) and ViT-T at half depth; their sizes are models.mae.ARCHS.
+Arch = Literal["vit_tiny", "vit_tiny_d6", "vit_small", "vit_base"]
 # The 7-class (basic emotions + neutral) and 8-class (+ contempt) protocols.
 NumClasses = Literal[7, 8]
 Detector = Literal["mtcnn", "yunet"]
