@@ -84,7 +84,7 @@ def test_help_shows_the_values_that_run_with_choices_bounds_and_descriptions(scr
         assert match, f"{script} --help has no line with a description for {key}"
         assert json.loads(match.group(2)) == value, (key, match.group(2), value)
     if "model.arch" in out:
-        assert re.search(r"model\.arch \('vit_tiny' \| 'vit_small' \| 'vit_base'( \| null)?\)", out)
+        assert re.search(r"model\.arch \('vit_tiny' \| 'vit_tiny_d6' \| 'vit_small' \| 'vit_base'( \| null)?\)", out)
     if "data.batch_size" in out:
         assert re.search(r"data\.batch_size \(int ≥ 1\)", out)
 
