@@ -99,7 +99,7 @@ CONFIG_TEXT = $(subst ~NL~, ,$(subst ~TAB~,	,$(subst ~SP~, ,$(patsubst $(strip $
 define STAGE
 $(call PARAMS,$(2).args.txt,$(strip $(ACCELERATE_ARGS) $(4) --config $(5) $(6)) | $(call CONFIG_TEXT,$(5)))
 $(1): $(7) $(2).args.txt
-	$$(call AFRESH,$(2)) $$(call TIMED,$(3),$(notdir $(2)),$$(RUN_STAGE) $(4) --config $(strip $(5) $(6)))
+	$$(call AFRESH,$(2)) $$(call TIMED,$(3),$(notdir $(2)),$$(RUN_STAGE) $(strip $(4) --config $(5) $(6)))
 endef
 # $(call SHARDS,DIR,ARGS): DIR/manifest.json from `make_shards.py ARGS`, redone from scratch when ARGS change.
 define SHARDS
@@ -123,12 +123,9 @@ $(2)/pfvit/classifier/meta.json: $(2)/pfvit/$(6)/meta.json
 	$$(PY) pipelines/export_classifier.py checkpoint=$(2)/pfvit/$(6) out=$(2)/pfvit/classifier
 
 # POSTER++ and POSTER-Var on the PF-ViT encoder (E + S): the whole chain with no external weights.
-$(call STAGE,$(2)/poster_pp/$(6)/meta.json,$(2)/poster_pp,$(2),pipelines/finetune_poster.py,\
-	configs/finetune_poster/$(1)_poster_pp.yaml,data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/poster_pp \
-	$($(1)_ARGS) $(STAGE_ARGS),$(2)/pfvit/$(6)/meta.json)
-$(call STAGE,$(2)/poster_var/$(6)/meta.json,$(2)/poster_var,$(2),pipelines/finetune_poster.py,\
-	configs/finetune_poster/$(1)_poster_var.yaml,data.shards=$(3) model.init=$(2)/pfvit/$(6) run.out=$(2)/poster_var \
-	$($(1)_ARGS) $(STAGE_ARGS),$(2)/pfvit/$(6)/meta.json)
+$(foreach m,poster_pp poster_var,$(eval $(call STAGE,$(2)/$(m)/$(6)/meta.json,$(2)/$(m),$(2),\
+	pipelines/finetune_poster.py,configs/finetune_poster/$(1)_$(m).yaml,data.shards=$(3) model.init=$(2)/pfvit/$(6) \
+	run.out=$(2)/$(m) $($(1)_ARGS) $(STAGE_ARGS),$(2)/pfvit/$(6)/meta.json)))
 
 $(2)/vit/eval_$(5)/metrics.json: $(2)/vit/$(6)/meta.json
 	$$(PY) pipelines/evaluate.py checkpoint=$(2)/vit/$(6) shards=$(3) split=$(5) out=$(2)/vit/eval_$(5)
