@@ -44,7 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "randaug_erasing": ["aug.randaugment=rand-m9-mstd0.5-inc1-mmax9", "aug.reprob=0.25"],
     "crops": ["aug.scale=[0.6,1.0]"],
     "mixup_cutmix": ["aug.mixup=0.8", "aug.cutmix=1.0"],  # the MAE fine-tuning recipe's α
-    # from the chain's own 5-epoch baseline (make fer2013-cpu), never the fer judge
+    # from the chain's own baseline (make fer2013-cpu), never the fer judge
     "distill": ["distill.teacher=runs/fer2013_cpu/vit/last"],
     "batch_128": ["data.batch_size=128", "optim.lr=4.2e-4"],
 }
