@@ -24,11 +24,11 @@ from .registry import register, register_variant
 
 # Encoder dim/depth/heads and the MAE decoder dim/depth/heads of the PF-ViT paper (seed 004, Table 1), under the
 # names of ``Arch`` (the type a config's ``model.arch`` is checked against when it is parsed).
+_VIT_TINY = dict(embed_dim=192, depth=12, num_heads=3, decoder_embed_dim=128, decoder_depth=8, decoder_num_heads=4)
 ARCHS = {
-    "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3, decoder_embed_dim=128, decoder_depth=8, decoder_num_heads=4),
+    "vit_tiny": _VIT_TINY,
     # not the paper's: ViT-T with half its blocks, twice the fine-tune steps a minute on a CPU (FER2013 CPU recipe)
-    "vit_tiny_d6": dict(embed_dim=192, depth=6, num_heads=3, decoder_embed_dim=128, decoder_depth=8,
-                        decoder_num_heads=4),
+    "vit_tiny_d6": {**_VIT_TINY, "depth": 6},
     "vit_small": dict(embed_dim=384, depth=12, num_heads=6, decoder_embed_dim=256, decoder_depth=8, decoder_num_heads=8),
     "vit_base": dict(embed_dim=768, depth=12, num_heads=12, decoder_embed_dim=512, decoder_depth=8,
                      decoder_num_heads=16),
