@@ -99,8 +99,11 @@ class SeededTrainDataset(IndexedShards):
                                 f"{self.max_bad}; the last: {err}") from None
             log_line(f"warning: skipped a training sample ({count} of at most {self.max_bad}): {err}")
             return None
+        # The transforms draw from the CPU generator only, so only it is seeded (and restored): torch.manual_seed
+        # would also queue a lazy GPU seed with a formatted stack trace on every call (up to ms a sample, most of
+        # an in-process CPU run's data time) and reseed a GPU generator that fork_rng(devices=[]) does not restore.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
+            torch.default_generator.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
             return self.transform(sample)
 
 
