@@ -27,11 +27,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -c "import pfvit, torch, torchvision, timm, accelerate, webdataset, wids, facenet_pytorch, onnx, h5py, peft, pytorch_grad_cam, cv2"
 	touch $(STAMP)
 
-# One pytest-xdist worker per logical CPU, whole test files per worker (their module fixtures are built once);
-# PYTEST_WORKERS=0 runs the suite in this process.
+# One pytest-xdist worker per logical CPU, each handed whole test files (their module fixtures are built once) as
+# it frees up, the files with slow tests first (tests/conftest.py; xdist would otherwise hand out the files with
+# the most tests first). PYTEST_WORKERS=0 runs the suite in this process.
 PYTEST_WORKERS ?= logical
 test: setup
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # ---- one target per stage: `make <stage> CONFIG=… key=value …` (ACCELERATE_ARGS go to accelerate launch) ----
 # e.g. make mae CONFIG=configs/mae_pretrain/vit_base.yaml data.shards=shards/affectnet \

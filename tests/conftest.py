@@ -20,6 +20,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+def pytest_collection_modifyitems(items):
+    """Longest first: the tests marked ``slow`` (20 s or more on this 2-core CPU), and so the files that hold them,
+    are handed out before the rest, so that on `make test`'s workers the short files fill in behind them instead
+    of one long file ending the run alone. The sort is stable: file order otherwise."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (override with PFVIT_SHARED_DATA); tests that need it skip with a message if absent."""

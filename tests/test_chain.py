@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_make_demo_at_toy_size_writes_a_complete_report(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")

@@ -114,6 +114,7 @@ def test_load_classifier_predicts_on_pil_and_uint8_and_refuses_non_classifiers(t
         load_classifier(tmp_path / "clf")
 
 
+@pytest.mark.slow
 def test_evaluation_is_exact_and_identical_on_one_and_two_processes(synthetic_shards, tmp_path):
     ckpt = classifier_checkpoint(tmp_path / "clf", img_size=64)
     common = ["pipelines/evaluate.py", f"checkpoint={ckpt}", f"shards={synthetic_shards}", "split=test",
@@ -181,6 +182,7 @@ def test_head_init_follows_the_config_over_a_loaded_encoder_and_timm_from_scratc
             assert torch.equal(model.blocks[2].mlp.fc2.weight, encoder["blocks.2.mlp.fc2.weight"])
 
 
+@pytest.mark.slow
 def test_short_finetune_from_scratch_is_well_above_chance_on_the_synthetic_test_split(tmp_path):
     """Issue 7: ~150 CPU steps of configs/finetune_vit/short.yaml on synthetic shards (faces upright and evenly lit:
     --disturbance 0) give a test accuracy well above chance, selected on val. ViT-T at 64 px with 32 px patches keeps

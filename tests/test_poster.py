@@ -198,6 +198,7 @@ def test_face_weights_load_with_counts_and_partial_files_are_errors(tmp_path):
         load_face_weights(model.backbone, None, tmp_path / "ir50.pth")
 
 
+@pytest.mark.slow
 def test_cpu_finetune_from_a_pfvit_encoder_runs_and_evaluates(synthetic_shards, tmp_path):
     from pfvit.models.pfvit import EmotionClassifier
     from pfvit.checkpoint import save_checkpoint

@@ -4,6 +4,8 @@ and precision taken from the launcher."""
 import json
 from pathlib import Path
 
+import pytest
+
 from pfvit.checkpoint import read_meta
 from pfvit.models.registry import load_model
 from pfvit.runtime import read_metrics
@@ -19,6 +21,7 @@ def launch(launch_args, overrides, env=None):
     return proc
 
 
+@pytest.mark.slow
 def test_one_process_then_resume(synthetic_shards, tmp_path):
     out = tmp_path / "mae"
     launch(["--num_processes", "1"], [f"data.shards={synthetic_shards}", f"run.out={out}", "optim.max_steps=4",
@@ -38,6 +41,7 @@ def test_one_process_then_resume(synthetic_shards, tmp_path):
     assert json.loads((out / "result.json").read_text())["step"] == 6
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_agree_and_precision_comes_from_the_launcher(synthetic_shards, tmp_path):
     out = tmp_path / "mae2"
     proc = launch(["--multi_gpu", "--num_processes", "2", "--main_process_port", str(free_port()),
@@ -53,6 +57,7 @@ def test_two_cpu_processes_agree_and_precision_comes_from_the_launcher(synthetic
     assert "2 process(es)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_the_same_loss_sequence(synthetic_shards, tmp_path):
     from conftest import PYTHON, assert_kill_resume_identical
 
@@ -61,6 +66,7 @@ def test_killed_run_resumes_with_the_same_loss_sequence(synthetic_shards, tmp_pa
     assert_kill_resume_identical(args, tmp_path, state_step=8, last_step=24)
 
 
+@pytest.mark.slow
 def test_killed_finetune_resumes_identically_from_a_state_saved_mid_epoch(synthetic_shards, tmp_path):
     """``run.save_every`` in the classifier loop (ViT baseline and POSTER): a state between epoch ends (40 steps an
     epoch here, saved at step 4) resumes to the same per-step losses as a run never killed."""

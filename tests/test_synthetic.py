@@ -101,6 +101,7 @@ def test_json_parameters_reproduce_the_shard_image(synthetic_shards):
         assert len(meta["landmarks"]) == 5
 
 
+@pytest.mark.slow
 def test_learnable_but_not_by_pixel_matching():
     """A small CNN on 64x64 gets well above chance; 1-NN on raw pixels across identities stays far from 100%."""
     s = synthetic_samples(4000, 80, seed=1)
