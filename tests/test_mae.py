@@ -50,6 +50,24 @@ def test_unpatchify_inverts_patchify():
     assert torch.equal(patches[:, 1 * 4 + 2].reshape(2, 8, 8, 3)[:, 3, 5], x[:, :, 8 + 3, 16 + 5])
 
 
+def test_reconstruction_pictures_leave_the_training_rng_alone(tmp_path):
+    """The pictures draw their masks from a generator of their own: the masking noise of training is the same
+    whether a picture was saved or not, and two pictures of one model with one seed are the same picture."""
+    from PIL import Image
+
+    from pfvit.train.mae_pretrain import save_reconstructions
+    model = MaskedAutoencoderViT(**TINY).eval()
+    imgs = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(3)
+    state = torch.random.get_rng_state()
+    save_reconstructions(model, imgs, 0.75, tmp_path / "a.png")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    save_reconstructions(model, imgs, 0.75, tmp_path / "b.png")
+    save_reconstructions(model, imgs, 0.75, tmp_path / "c.png", seed=1)
+    a, b, c = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
 def test_sincos_table_equals_direct_formula():
     dim, gh, gw = 16, 3, 5
     table = sincos_pos_embed_2d(dim, (gh, gw))

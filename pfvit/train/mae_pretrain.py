@@ -32,11 +32,17 @@ def model_config(cfg: MAEModelConfig) -> dict:
                        visible_loss_weight=cfg.visible_loss_weight)
 
 
-def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path) -> None:
-    """input | masked | reconstruction | reconstruction pasted on the visible patches (un-normalised)."""
+def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_ratio: float, path,
+                         seed: int = 0) -> None:
+    """input | masked | reconstruction | reconstruction pasted on the visible patches (un-normalised).
+
+    The masks come from a generator of their own, seeded with ``seed``: a picture must not draw from the training
+    RNG (the masking noise), on the CPU or on a GPU, or a run's noise would depend on ``vis_every``; and the same
+    masks at every step make the pictures of one run comparable."""
     with torch.no_grad():
         imgs = imgs[:4].float()
-        _, pred, mask = model(imgs, mask_ratio)
+        noise = torch.rand(imgs.shape[0], model.patch_embed.num_patches, generator=torch.Generator().manual_seed(seed))
+        _, pred, mask = model(imgs, mask_ratio, noise.to(imgs.device))
         recon = model.pred_to_pixels(imgs, pred.float())
         patch_mask = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, model.patch_size ** 2 * model.in_chans))
         rows = []
@@ -110,10 +116,8 @@ class MAETask(Task):
     def after_step(self, step: int, final: bool) -> None:
         if self.run.is_main and (step % self.cfg.vis_every == 0 or final):
             self.unwrapped.eval()
-            # Visualisation must not consume the training RNG (masking noise), or resumed runs would diverge.
-            with torch.random.fork_rng(devices=[]):
-                save_reconstructions(self.unwrapped, self.last_images, self.cfg.model.mask_ratio,
-                                     self.run.out / "reconstructions" / f"step_{step:07d}.png")
+            save_reconstructions(self.unwrapped, self.last_images, self.cfg.model.mask_ratio,
+                                 self.run.out / "reconstructions" / f"step_{step:07d}.png")
             self.unwrapped.train()
 
     def finish(self, progress) -> dict:
