@@ -121,6 +121,21 @@ def test_truncated_or_changed_shards_are_named_before_training_and_evaluation(sm
     one_error_line(result, str(val), "sha256")
 
 
+def test_a_missing_split_or_a_broken_manifest_is_one_line(small_shards, tmp_path):
+    ckpt = classifier_checkpoint(tmp_path / "clf", img_size=32)
+
+    def evaluate(split):
+        return run_main("pipelines/evaluate.py", [f"checkpoint={ckpt}", f"shards={small_shards}", f"split={split}",
+                                                  f"out={tmp_path / 'ev'}", "num_workers=0"])
+    one_error_line(evaluate("tset"), str(small_shards), "no split 'tset'", "test, train, val")
+    one_error_line(finetune(f"data.shards={small_shards}", f"run.out={tmp_path / 'run'}", "data.train_split=tset"),
+                   "no split 'tset'")
+    manifest = small_shards / "manifest.json"
+    for broken in (manifest.read_text()[:-20], "[]"):
+        manifest.write_text(broken)
+        one_error_line(evaluate("val"), str(manifest), "not a shard manifest", "make_shards.py")
+
+
 def test_unreadable_training_samples_are_skipped_up_to_a_bound_then_named(small_shards, tmp_path):
     from pfvit.data.shards import SeededTrainDataset
 

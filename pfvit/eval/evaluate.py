@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import require
-from ..data.shards import EvalDataset, check_shard_files, read_manifest, split_index
+from ..data.shards import EvalDataset, check_shard_files, split_entry, split_index
 from ..errors import UserError
 from ..data.transforms import imagenet_preprocess
 from ..inference import Classifier, load_classifier
@@ -63,7 +63,7 @@ def predict_split(run: Run, classifier, shards: str, split: str, index: tuple[li
     idx = torch.cat(all_idx)
     order = idx.argsort()
     idx, probs = idx[order], torch.cat(all_probs)[order]
-    expected = read_manifest(shards)["splits"][split]["count"]
+    expected = split_entry(shards, split)["count"]
     if idx.numel() != expected or not torch.equal(idx, torch.arange(expected)) or len(index[0]) != expected:
         raise UserError(f"evaluation saw {idx.numel()} samples ({torch.unique(idx).numel()} distinct) and the shard "
                         f"headers list {len(index[0])}, but the manifest of {shards} counts {expected} in {split!r}")

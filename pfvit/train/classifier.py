@@ -14,7 +14,7 @@ from timm.data import Mixup, create_transform
 
 from ..checkpoint import save_checkpoint
 from ..config import to_dict
-from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, shard_class_skew, split_index
+from ..data.shards import check_shard_files, indexed_train_loader, shard_class_skew, split_entry, split_index
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
 from ..errors import ConfigError, UserError
 from ..eval.evaluate import split_metrics
@@ -69,7 +69,7 @@ def sampling_plan(run: Run, data: ClassifierDataConfig, num_classes: int) -> Sam
     if dropped:
         run.info(f"excluded {sum(dropped.values())} training samples outside the {num_classes}-class protocol: "
                  f"{dropped}")
-    sizes = [s["count"] for s in read_manifest(data.shards)["splits"][data.train_split]["shards"]]
+    sizes = [s["count"] for s in split_entry(data.shards, data.train_split)["shards"]]
     skew = shard_class_skew(sizes, labels)
     if skew > 0.5:  # shards written before make_shards mixed folder sources
         run.warn(f"the {data.train_split!r} shards of {data.shards} are grouped by class (skew {skew:.2f}): the loader "

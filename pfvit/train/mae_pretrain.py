@@ -13,7 +13,7 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..config import to_dict
-from ..data.shards import check_shard_files, indexed_train_loader, read_manifest, split_urls, train_stream
+from ..data.shards import check_shard_files, indexed_train_loader, split_entry, split_urls, train_stream
 from ..data.transforms import denormalize, mae_train_transform
 from ..eval.plots import image_grid, loss_curves
 from ..models.convert import save_encoder
@@ -132,7 +132,7 @@ class MAETask(Task):
 
 
 def plan_samples(cfg: MAEPretrainConfig) -> int:
-    return read_manifest(cfg.data.shards)["splits"][cfg.data.split]["count"]
+    return split_entry(cfg.data.shards, cfg.data.split)["count"]
 
 
 def train(cfg: MAEPretrainConfig) -> dict:

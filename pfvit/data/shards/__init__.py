@@ -19,7 +19,8 @@ wids random access), :mod:`.sampling` (the exact training order and its loader).
 """
 
 from .read import (MANIFEST, SHARD_PATTERN, EvalDataset, IndexedShards, check_shard_files, decode_image, log_line,
-                   read_manifest, shard_class_skew, sha256_file, split_index, split_urls, train_stream, verify)
+                   read_manifest, shard_class_skew, sha256_file, split_entry, split_index, split_urls, train_stream,
+                   verify)
 from .sampling import EpochBatchSampler, SeededTrainDataset, SkipUnreadable, indexed_train_loader
 from .write import (Reject, ShardSpec, default_rank_world, encode_jpeg, finalize, mixed_order, sample_problem,
                     shard_count, write_shards)
@@ -27,5 +28,5 @@ from .write import (Reject, ShardSpec, default_rank_world, encode_jpeg, finalize
 __all__ = ["MANIFEST", "SHARD_PATTERN", "EpochBatchSampler", "EvalDataset", "IndexedShards", "Reject",
            "SeededTrainDataset", "ShardSpec", "SkipUnreadable", "check_shard_files", "decode_image",
            "default_rank_world", "encode_jpeg", "finalize", "indexed_train_loader", "log_line", "mixed_order",
-           "read_manifest", "sample_problem", "shard_class_skew", "sha256_file", "shard_count", "split_index",
-           "split_urls", "train_stream", "verify", "write_shards"]
+           "read_manifest", "sample_problem", "shard_class_skew", "sha256_file", "shard_count", "split_entry",
+           "split_index", "split_urls", "train_stream", "verify", "write_shards"]

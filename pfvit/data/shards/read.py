@@ -32,15 +32,27 @@ def read_manifest(shard_dir: str | Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} not found: {shard_dir} is not a finished shard folder "
                         "(run pipelines/make_shards.py first, or let all ranks finish)")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+            raise ValueError("no 'splits' table")
+    except ValueError as err:
+        raise UserError(f"{path} is not a shard manifest ({err}); re-create {shard_dir} with make_shards.py") from None
+    return manifest
+
+
+def split_entry(shard_dir: str | Path, split: str) -> dict:
+    """The manifest's entry of ``split`` (its count and shards); a split the folder lacks is one error naming
+    those it has."""
+    splits = read_manifest(shard_dir)["splits"]
+    if split not in splits:
+        raise UserError(f"{shard_dir} has no split {split!r}; it has: {', '.join(splits)}")
+    return splits[split]
 
 
 def split_urls(shard_dir: str | Path, split: str) -> list[str]:
     """Paths of the non-empty shards of ``split``, from the manifest."""
-    manifest = read_manifest(shard_dir)
-    if split not in manifest["splits"]:
-        raise UserError(f"{shard_dir} has no split {split!r}; it has: {', '.join(manifest['splits'])}")
-    urls = [str(Path(shard_dir) / s["name"]) for s in manifest["splits"][split]["shards"] if s["count"] > 0]
+    urls = [str(Path(shard_dir) / s["name"]) for s in split_entry(shard_dir, split)["shards"] if s["count"] > 0]
     if not urls:
         raise UserError(f"split {split!r} of {shard_dir} holds no samples")
     return urls
@@ -104,7 +116,7 @@ def verify(shard_dir: str | Path) -> list[str]:
 def check_shard_files(shard_dir: str | Path, split: str, rehash: bool = False) -> None:
     """Before a split is read: every shard exists with the size its manifest records (a stat each), and with
     ``rehash`` the same sha256. A damaged shard is one error naming it, instead of a reader's crash mid-run."""
-    for shard in read_manifest(shard_dir)["splits"][split]["shards"]:
+    for shard in split_entry(shard_dir, split)["shards"]:
         path = Path(shard_dir) / shard["name"]
         fix = f"re-create it (delete it and {path.name[:-4]}.done.json, rerun make_shards.py)"
         if not path.is_file():
@@ -160,9 +172,8 @@ class IndexedShards:
         import wids
 
         index = Path(shard_dir) / f"{split}.wids.json"
-        split_urls(shard_dir, split)  # clear errors for a missing manifest or split
+        entry = split_entry(shard_dir, split)
         check_shard_files(shard_dir, split)
-        entry = read_manifest(shard_dir)["splits"][split]
         self.shard_sizes = [s["count"] for s in entry["shards"] if s["count"] > 0]
         self.shard_paths = [str(Path(shard_dir) / s["name"]) for s in entry["shards"] if s["count"] > 0]
         # No string transformations (deprecated in wids): fields come back as bytes and are decoded here. wids
