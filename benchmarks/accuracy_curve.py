@@ -18,17 +18,29 @@ from common import markdown_table
 from pfvit.runtime import read_metrics
 
 
+# The chain's POSTER heads train on PF-ViT's E + S: their minutes begin when PF-ViT's end.
+BUILT_ON = {"poster_pp": "pfvit", "poster_var": "pfvit"}
+
+
+def records(run: Path, model: str) -> list[dict]:
+    path = run / model / "metrics.jsonl"
+    return read_metrics(path) if path.exists() else []
+
+
 def stage_minutes(run: Path, name: str) -> float:
-    """Wall minutes of a stage as the Makefile timed it; 0 for a stage that was not timed (reused from elsewhere)."""
+    """Wall minutes of a stage as the Makefile timed it, else up to its last logged record (a stage run by hand);
+    0 for a stage that is neither (reused from elsewhere)."""
     path = run / "times" / f"{name}.txt"
-    return float(path.read_text()) / 60 if path.exists() else 0.0
+    if path.exists():
+        return float(path.read_text()) / 60
+    logged = [r["time"] for r in records(run, name) if "time" in r]
+    return logged[-1] / 60 if logged else 0.0
 
 
 def curve(run: Path, model: str) -> list[tuple[int, float, float]]:
     """(step, minutes since the MAE began, val accuracy) at each validation of ``run/model``."""
-    start = stage_minutes(run, "mae")
-    records = read_metrics(run / model / "metrics.jsonl") if (run / model / "metrics.jsonl").exists() else []
-    return [(r["step"], start + r["time"] / 60, r["val_accuracy"]) for r in records if "val_accuracy" in r]
+    start = stage_minutes(run, "mae") + (stage_minutes(run, BUILT_ON[model]) if model in BUILT_ON else 0.0)
+    return [(r["step"], start + r["time"] / 60, r["val_accuracy"]) for r in records(run, model) if "val_accuracy" in r]
 
 
 def main() -> None:
