@@ -32,6 +32,25 @@ def masked_psnr(images: torch.Tensor, target: torch.Tensor, region: torch.Tensor
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
+SHEET_TITLES = ("input", "masked", "reconstruction", "pasted")
+
+
+@torch.no_grad()
+def reconstruct_masked(model, images: torch.Tensor, mask_ratio: float, gen: torch.Generator):
+    """One batch through the MAE, masked by noise drawn from ``gen`` (a CPU generator of the caller's, never the
+    training RNG): the input and its reconstruction in [0, 1] pixels, and the masked region (1 on masked pixels)."""
+    noise = torch.rand(images.shape[0], model.patch_embed.num_patches, generator=gen).to(images.device)
+    _, pred, mask = model(images, mask_ratio, noise)
+    region = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, model.patch_size ** 2 * model.in_chans))
+    return denormalize(images), denormalize(model.pred_to_pixels(images, pred.float())), region
+
+
+def sheet_rows(x01: torch.Tensor, rec01: torch.Tensor, region: torch.Tensor) -> list[list[torch.Tensor]]:
+    """A row of :data:`SHEET_TITLES` per image: input | masked (grey) | reconstruction | the reconstruction pasted
+    on the visible patches."""
+    return [[x, x * (1 - m) + 0.5 * m, r, x * (1 - m) + r * m] for x, r, m in zip(x01, rec01, region)]
+
+
 @torch.no_grad()
 def mae_reconstruction_metrics(model, shards: str, split: str = "test", *, train_split: str = "train",
                                mask_ratio: float = 0.75, limit: int | None = 512, seed: int = 0,
@@ -48,20 +67,13 @@ def mae_reconstruction_metrics(model, shards: str, split: str = "test", *, train
     gen = torch.Generator().manual_seed(seed)
     psnr_rec, psnr_mean, rows = [], [], []
     for chunk in x.split(batch_size):
-        chunk = chunk.to(device)
-        noise = torch.rand(chunk.shape[0], model.patch_embed.num_patches, generator=gen).to(device)
-        _, pred, mask = model(chunk, mask_ratio, noise)
-        rec01 = denormalize(model.pred_to_pixels(chunk, pred.float()))
-        x01 = denormalize(chunk)
-        region = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, model.patch_size ** 2 * model.in_chans))
+        x01, rec01, region = reconstruct_masked(model, chunk.to(device), mask_ratio, gen)
         psnr_rec.append(masked_psnr(rec01, x01, region).cpu())
         psnr_mean.append(masked_psnr(mean_face.expand_as(x01), x01, region).cpu())
-        for i in range(min(8 - len(rows), chunk.shape[0])):
-            m = region[i]
-            rows.append([x01[i], x01[i] * (1 - m) + 0.5 * m, rec01[i], x01[i] * (1 - m) + rec01[i] * m])
+        rows += sheet_rows(x01, rec01, region)[:8 - len(rows)]
     rec, mean = torch.cat(psnr_rec), torch.cat(psnr_mean)
     if sheet is not None:
-        image_grid(rows, sheet, titles=("input", "masked", "reconstruction", "pasted"))
+        image_grid(rows, sheet, titles=SHEET_TITLES)
     return {"split": split, "samples": int(rec.numel()), "mask_ratio": mask_ratio,
             "psnr_masked_reconstruction": rec.mean().item(), "psnr_masked_mean_face": mean.mean().item(),
             "gain_over_mean_face_db": (rec - mean).mean().item(),

@@ -14,8 +14,9 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import to_dict
 from ..data.shards import check_shard_files, indexed_train_loader, split_entry, split_urls, train_stream
-from ..data.transforms import denormalize, mae_train_transform
+from ..data.transforms import mae_train_transform
 from ..eval.plots import image_grid, loss_curves
+from ..eval.reconstruction import SHEET_TITLES, reconstruct_masked, sheet_rows
 from ..models.convert import save_encoder
 from ..models.geometry import check_patch_grid
 from ..models.mae import MaskedAutoencoderViT, arch_config
@@ -39,17 +40,8 @@ def save_reconstructions(model: MaskedAutoencoderViT, imgs: torch.Tensor, mask_r
     The masks come from a generator of their own, seeded with ``seed``: a picture must not draw from the training
     RNG (the masking noise), on the CPU or on a GPU, or a run's noise would depend on ``vis_every``; and the same
     masks at every step make the pictures of one run comparable."""
-    with torch.no_grad():
-        imgs = imgs[:4].float()
-        noise = torch.rand(imgs.shape[0], model.patch_embed.num_patches, generator=torch.Generator().manual_seed(seed))
-        _, pred, mask = model(imgs, mask_ratio, noise.to(imgs.device))
-        recon = model.pred_to_pixels(imgs, pred.float())
-        patch_mask = model.unpatchify(mask.unsqueeze(-1).expand(-1, -1, model.patch_size ** 2 * model.in_chans))
-        rows = []
-        for i in range(imgs.shape[0]):
-            x, r, m = denormalize(imgs[i:i + 1])[0], denormalize(recon[i:i + 1])[0], patch_mask[i]
-            rows.append([x, x * (1 - m) + 0.5 * m, r, x * (1 - m) + r * m])
-    image_grid(rows, path, titles=("input", "masked", "reconstruction", "pasted"))
+    x01, rec01, region = reconstruct_masked(model, imgs[:4].float(), mask_ratio, torch.Generator().manual_seed(seed))
+    image_grid(sheet_rows(x01, rec01, region), path, titles=SHEET_TITLES)
 
 
 def mae_train_step(run: Run, model, optimizer, imgs: torch.Tensor, mask_ratio: float, clip_grad: float | None,
